@@ -1,0 +1,64 @@
+"""The Actor base class: explicit lifecycle hooks, run by `actors.runtime` in its own process.
+
+An actor subclass overrides the hooks it needs:
+  on_start()           once, before anything is received; raising here is a failed start
+  on_receive(env)      every envelope whose topic matches `subscriptions`
+  on_timer(name)       each tick of a timer set with `every(name, seconds)`
+  on_stop()            once, on SIGTERM or `stop()`, within the actor's shutdown deadline
+  on_failure(exc)      after a hook raised; the process then exits RESTART
+and may offer request handlers by returning them from `requests()`.
+
+Hooks run one at a time on the actor's single event loop (one inbox): a hook that blocks the loop
+also stops the liveness beat, and the supervisor treats the actor as hung.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from actors.runtime import ActorContext
+    from bus.envelope import Envelope
+    from bus.rpc import Handler
+
+
+class Actor:
+    subscriptions: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, ctx: ActorContext) -> None:
+        self.ctx = ctx
+        self.name = ctx.launch.name
+        self.args: dict[str, Any] = dict(ctx.launch.args)
+        self.log = ctx.log
+
+    # lifecycle hooks ---------------------------------------------------------------------------
+    async def on_start(self) -> None:
+        pass
+
+    async def on_receive(self, env: Envelope) -> None:
+        pass
+
+    async def on_timer(self, name: str) -> None:
+        pass
+
+    async def on_stop(self) -> None:
+        pass
+
+    async def on_failure(self, exc: BaseException) -> None:
+        self.log.error("actor failed", error=repr(exc))
+
+    def requests(self) -> dict[str, Handler]:
+        return {}
+
+    # services for subclasses -------------------------------------------------------------------
+    def every(self, name: str, seconds: float) -> None:
+        self.ctx.set_timer(name, seconds)
+
+    def cancel_timer(self, name: str) -> None:
+        self.ctx.cancel_timer(name)
+
+    async def publish(self, topic: str, body: dict[str, Any] | None = None) -> None:
+        await self.ctx.bus.publish(topic, body)
+
+    def stop(self, exit_code: int = 0) -> None:
+        self.ctx.request_stop(exit_code)

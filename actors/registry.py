@@ -1,0 +1,24 @@
+"""The explicit table of actor kinds: kind name → "module:Class". No registration by import."""
+
+from __future__ import annotations
+
+import importlib
+
+ACTOR_KINDS: dict[str, str] = {
+    "echo": "actors.echo:EchoActor",
+}
+
+
+def actor_class(kind: str) -> type:
+    try:
+        target = ACTOR_KINDS[kind]
+    except KeyError:
+        raise KeyError(f"unknown actor kind {kind!r}") from None
+    module_name, _, class_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def preload() -> None:
+    """Import every actor module (the template process does this once, before forking children)."""
+    for kind in ACTOR_KINDS:
+        actor_class(kind)

@@ -1,0 +1,71 @@
+"""A process's connection to its node's bus: publish with a per-sender sequence, receive by prefix.
+
+Used with `zmq.asyncio` inside actors and the supervisor. Receiving never raises on a bad frame:
+it is dropped and counted in `dropped`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from bus import envelope
+from bus.counters import DropCounter
+from bus.envelope import Envelope, EnvelopeError
+from bus.paths import NodePaths
+
+
+class BusConnection:
+    def __init__(
+        self,
+        ctx: zmq.asyncio.Context,
+        paths: NodePaths,
+        sender: str,
+        subscriptions: Iterable[str] = (),
+    ) -> None:
+        self.sender = sender
+        self.dropped = DropCounter()
+        self._seq = 0
+        self._pub = ctx.socket(zmq.PUB)
+        self._pub.linger = 500  # give the last messages (a final state) a moment on close
+        self._pub.sndhwm = 10000
+        self._pub.connect(paths.publish_endpoint)
+        self._sub = ctx.socket(zmq.SUB)
+        self._sub.linger = 0
+        self._sub.connect(paths.subscribe_endpoint)
+        for prefix in subscriptions:
+            self.subscribe(prefix)
+
+    def subscribe(self, prefix: str) -> None:
+        self._sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+
+    def unsubscribe(self, prefix: str) -> None:
+        self._sub.setsockopt(zmq.UNSUBSCRIBE, prefix.encode())
+
+    def next_envelope(self, topic: str, body: dict[str, Any] | None = None) -> Envelope:
+        self._seq += 1
+        return envelope.make(topic, self.sender, self._seq, body)
+
+    async def publish(self, topic: str, body: dict[str, Any] | None = None) -> Envelope:
+        env = self.next_envelope(topic, body)
+        try:
+            await self._pub.send_multipart(envelope.to_multipart(env), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped.drop("publish queue full")
+        return env
+
+    async def receive(self) -> Envelope:
+        """The next valid envelope; invalid frames are counted and skipped."""
+        while True:
+            frames = await self._sub.recv_multipart()
+            try:
+                return envelope.decode_multipart(frames)
+            except EnvelopeError as exc:
+                self.dropped.drop(str(exc))
+
+    def close(self) -> None:
+        self._pub.close()
+        self._sub.close()

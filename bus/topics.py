@@ -1,0 +1,29 @@
+"""Every bus topic in one place. Dot-separated, most general first, so a prefix subscribes a family.
+
+Later issues add their families here (hb., member., np., group., rsc., mon., alert., mirror.).
+"""
+
+from __future__ import annotations
+
+ACTOR = "actor."  # actor.<name>.beat, actor.<name>.state
+NODE = "node."  # node.state: the supervisor's own state changes
+
+
+def actor_beat(name: str) -> str:
+    return f"actor.{name}.beat"
+
+
+def actor_state(name: str) -> str:
+    return f"actor.{name}.state"
+
+
+NODE_STATE = "node.state"
+
+
+def echo_tick(name: str) -> str:
+    """Published by the trivial `echo` actor on each tick (tests and the demo watch it)."""
+    return f"echo.{name}.tick"
+
+
+def split(topic: str) -> list[str]:
+    return topic.split(".")

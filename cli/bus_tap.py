@@ -1,0 +1,81 @@
+"""`haven bus tap [PREFIX]`: print the node's bus events live (debugging). Ctrl-C ends it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import zmq
+
+from bus import envelope
+from bus.envelope import EnvelopeError
+from cli.nodeclient import node_paths
+from cli.statedir import add_state_dir_argument, resolve_state_dir
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    bus = sub.add_parser("bus", help="the node's message bus")
+    bus_sub = bus.add_subparsers(dest="bus_command", metavar="SUBCOMMAND")
+    bus_sub.required = True
+    tap = bus_sub.add_parser("tap", help="print bus events live")
+    tap.add_argument("prefix", nargs="?", default="", help="topic prefix, e.g. actor. (all)")
+    add_state_dir_argument(tap)
+    tap.add_argument("--json", action="store_true", help="one JSON object per line")
+    tap.add_argument("--count", type=int, default=0, help="stop after N events")
+    tap.add_argument("--timeout", type=float, default=0.0, help="stop after S seconds")
+    tap.set_defaults(func=cmd_tap)
+
+
+def cmd_tap(args: argparse.Namespace) -> int:
+    paths = node_paths(resolve_state_dir(args.state_dir))
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.SUB)
+    sock.linger = 0
+    sock.connect(paths.subscribe_endpoint)
+    sock.setsockopt(zmq.SUBSCRIBE, args.prefix.encode())
+    deadline = time.monotonic() + args.timeout if args.timeout > 0 else None
+    seen = dropped = 0
+    try:
+        while not args.count or seen < args.count:
+            wait = 1000 if deadline is None else int((deadline - time.monotonic()) * 1000)
+            if deadline is not None and wait <= 0:
+                break
+            if not sock.poll(min(wait, 1000)):
+                if not os.path.exists(paths.subscribe_endpoint.removeprefix("ipc://")):
+                    print("haven: the node has stopped", file=sys.stderr)
+                    return 1
+                continue
+            try:
+                env = envelope.decode_multipart(sock.recv_multipart())
+            except EnvelopeError:
+                dropped += 1
+                continue
+            seen += 1
+            print(format_event(env, args.json), flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+        ctx.term()
+    if dropped:
+        print(f"haven: {dropped} malformed frame(s) dropped", file=sys.stderr)
+    return 0
+
+
+def format_event(env: envelope.Envelope, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(
+            {
+                "topic": env.topic,
+                "sender": env.sender,
+                "seq": env.seq,
+                "time": env.time,
+                "body": env.body,
+            },
+            default=repr,
+        )
+    stamp = time.strftime("%H:%M:%S", time.localtime(env.time)) + f".{int(env.time % 1 * 1000):03d}"
+    return f"{stamp}  {env.topic:<28} {env.sender}#{env.seq}  {json.dumps(env.body, default=repr)}"

@@ -1,0 +1,35 @@
+"""Reaching the local node's services from a command, with errors a person can act on."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from bus.paths import NodePaths, StateDirError
+from bus.rpc import Client, RequestError
+from cli.errors import UserError
+
+
+def node_paths(state_dir: str) -> NodePaths:
+    paths = NodePaths(state_dir)
+    try:
+        endpoint = paths.service_endpoint("node")
+    except StateDirError as exc:
+        raise UserError(str(exc)) from None
+    if not os.path.exists(endpoint.removeprefix("ipc://")):
+        raise UserError(
+            f"no node is running with state directory {state_dir} "
+            "(start one with `haven node run`, or pass --state-dir / set HAVEN_STATE_DIR)"
+        )
+    return paths
+
+
+def request(
+    state_dir: str, method: str, body: dict[str, Any] | None = None, timeout: float = 5.0
+) -> Any:
+    paths = node_paths(state_dir)
+    with Client(paths.service_endpoint("node"), sender=f"cli/{os.getpid()}") as client:
+        try:
+            return client.request(method, body, timeout=timeout)
+        except RequestError as exc:
+            raise UserError(str(exc)) from None

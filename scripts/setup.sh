@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Sets up everything Haven needs on a fresh Debian machine: Debian packages (when missing and we
+# are root) and a .venv with Haven installed in editable mode plus its development tools.
+# Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_debs=()
+pick_python() {
+  for py in python3.13 python3.12 python3.11 python3; do
+    if command -v "$py" >/dev/null 2>&1 &&
+       "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      echo "$py"; return 0
+    fi
+  done
+  return 1
+}
+
+PY=$(pick_python || true)
+[ -n "$PY" ] || need_debs+=(python3 python3-venv)
+if [ -n "$PY" ] && ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  need_debs+=(python3-venv)
+fi
+# Tools the node and its tests use (later issues add socat, nftables, ... here).
+command -v ip >/dev/null 2>&1 || need_debs+=(iproute2)
+
+if [ ${#need_debs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian packages: ${need_debs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need_debs[@]}" >/dev/null
+    PY=$(pick_python)
+  else
+    echo "setup: please install: ${need_debs[*]} (needs root and apt-get)" >&2
+    exit 1
+  fi
+fi
+
+stamp=.venv/.haven-installed
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Haven and its tools into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  touch "$stamp"
+fi

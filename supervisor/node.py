@@ -1,0 +1,513 @@
+"""The node supervisor: hosts the bus, starts the actors in order, watches them, restarts them,
+escalates, and stops everything in reverse order within deadlines.
+
+Exit is seen at once (a pidfd per child in the event loop); a hang by missing beats. Every child is
+reaped, every socket closed and every ipc file removed before `run()` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import time
+from typing import Any
+
+import structlog
+import zmq
+import zmq.asyncio
+
+from actors import exitcodes
+from actors.launch import ActorLaunch
+from bus import topics
+from bus.connection import BusConnection
+from bus.envelope import Envelope
+from bus.paths import NodePaths
+from bus.proxy import Proxy
+from bus.rpc import Service
+from supervisor import node_actions, reaper
+from supervisor.child import Child, ChildState
+from supervisor.intensity import RestartIntensity, backoff_delay
+from supervisor.launcher import LaunchError, SpawnLauncher, TemplateLauncher
+from supervisor.node_actions import NodeAction
+from supervisor.spec import ChildSpec, Restart, SupervisorSettings
+from supervisor.systemd import Notifier
+
+SUPERVISOR = "supervisor"
+
+
+class NodeAlreadyRunning(RuntimeError):
+    pass
+
+
+class Node:
+    def __init__(self, settings: SupervisorSettings, specs: list[ChildSpec]) -> None:
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names) or SUPERVISOR in names:
+            raise ValueError(f"child names must be unique and not {SUPERVISOR!r}: {names}")
+        self.settings = settings
+        self.paths = NodePaths(settings.state_dir)
+        self.children: dict[str, Child] = {
+            s.name: Child(s, RestartIntensity(settings.max_restarts, settings.restart_window))
+            for s in specs
+        }
+        self.sender = f"{settings.server}/{SUPERVISOR}"
+        self.log = structlog.get_logger().bind(server=settings.server, actor=SUPERVISOR)
+        self.state = "starting"
+        self.started_at = time.monotonic()
+        self._escalation: tuple[NodeAction, str] | None = None
+        self._lock_fd: int | None = None
+        self._launcher: TemplateLauncher | SpawnLauncher | None = None
+        self._notifier = Notifier()
+        self._last_watchdog = 0.0
+
+    # entry point -------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run in the foreground until SIGTERM/SIGINT or an escalation; returns the exit status."""
+        self.paths.prepare()
+        self._take_lock()
+        try:
+            self._clear_stale_sockets()
+            self._launcher = self._make_launcher()
+            code = asyncio.run(self._main())
+        finally:
+            self._close_launcher()
+            self._release_lock()
+        if self._escalation is not None:
+            action, reason = self._escalation
+            self.log.error(
+                "node stopped by escalation",
+                action=str(action),
+                reason=reason,
+                outcome=node_actions.after_stop(action, self.settings.lab),
+            )
+        return code
+
+    def _make_launcher(self) -> TemplateLauncher | SpawnLauncher:
+        if not reaper.become_subreaper():
+            self.log.warning("could not become a child subreaper; using fresh spawns")
+            return SpawnLauncher()
+        if self.settings.launcher == "spawn":
+            return SpawnLauncher()
+        template = TemplateLauncher()
+        template.start()  # before any ZeroMQ context exists in this process
+        return template
+
+    def _close_launcher(self) -> None:
+        launcher, self._launcher = self._launcher, None
+        if isinstance(launcher, TemplateLauncher) and launcher.pid is not None:
+            launcher.close()
+            _wait_pid(launcher.pid, 2.0)
+
+    def _take_lock(self) -> None:
+        fd = os.open(os.path.join(self.paths.state_dir, "node.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise NodeAlreadyRunning(
+                f"another node is already running with state directory {self.paths.state_dir}"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.ftruncate(self._lock_fd, 0)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _clear_stale_sockets(self) -> None:
+        # We hold the lock, so any socket file left here belongs to a node that died.
+        for path in self.paths.ipc_files():
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                os.unlink(path)
+
+    # main loop ---------------------------------------------------------------------------------
+    async def _main(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._settled: dict[str, asyncio.Event] = {n: asyncio.Event() for n in self.children}
+        self._exited: dict[str, asyncio.Event] = {n: asyncio.Event() for n in self.children}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        proxy_ctx = zmq.Context()
+        proxy = Proxy(proxy_ctx, self.paths)
+        zctx = zmq.asyncio.Context()
+        tasks: list[asyncio.Task[Any]] = []
+        self.bus: BusConnection | None = None
+        service: Service | None = None
+        try:
+            proxy.start()
+            self.bus = BusConnection(zctx, self.paths, self.sender, [topics.ACTOR])
+            service = Service(
+                zctx,
+                self.paths.service_endpoint("node"),
+                self.sender,
+                {"status": self._status, "ping": lambda body: {"pid": os.getpid()}},
+            )
+            tasks = [
+                loop.create_task(service.serve(), name="node-service"),
+                loop.create_task(self._inbox(), name="inbox"),
+                loop.create_task(self._patrol(), name="patrol"),
+            ]
+            await self._start_all()
+            if not self._stop.is_set():
+                self.state = "running"
+                await self._publish_node_state()
+                self._notifier.ready(self._status_line())
+                self.log.info("node running", actors=len(self.children))
+            await self._stop.wait()
+            self.state = "stopping"
+            self._notifier.stopping("stopping")
+            await self._publish_node_state()
+            await self._stop_all()
+            self.state = "stopped"
+            await self._publish_node_state()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
+            await self._kill_leftovers()
+            if service is not None:
+                service.close()
+            if self.bus is not None:
+                self.bus.close()
+            zctx.term()
+            proxy.stop()
+            proxy_ctx.term()
+            self._notifier.close()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        self.log.info("node stopped")
+        return node_actions.EXIT_ESCALATED if self._escalation else 0
+
+    def request_stop(self) -> None:
+        if not self._stop.is_set():
+            self.log.info("stop requested")
+            self._stop.set()
+
+    # starting and stopping children ------------------------------------------------------------
+    async def _start_all(self) -> None:
+        """Start in order; each child gets up to its start timeout to beat before the next."""
+        for child in self.children.values():
+            if self._stop.is_set():
+                return
+            self._launch(child)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(child.spec.start_timeout):
+                    await self._settled[child.spec.name].wait()
+
+    def _launch(self, child: Child) -> None:
+        child.pending_restart = None
+        if self._stop.is_set() or child.stop_requested:
+            return
+        spec = child.spec
+        launch = ActorLaunch(
+            name=spec.name,
+            kind=spec.kind,
+            server=self.settings.server,
+            state_dir=self.settings.state_dir,
+            beat_interval=self.settings.beat_interval,
+            stop_timeout=spec.stop_timeout,
+            args=spec.args,
+            log_format=self.settings.log_format,
+        )
+        assert self._launcher is not None
+        try:
+            pid = self._launcher.launch(launch)
+        except LaunchError as exc:
+            self.log.error("template launcher failed; falling back to fresh spawns", error=str(exc))
+            self._close_launcher()
+            self._launcher = SpawnLauncher()
+            pid = self._launcher.launch(launch)
+        child.pid = pid
+        child.launched_at = time.monotonic()
+        child.last_beat = 0.0
+        child.kill_reason = ""
+        self._settled[spec.name].clear()
+        self._exited[spec.name].clear()
+        self._set_state(child, ChildState.STARTING)
+        try:
+            child.pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:  # already gone and reaped elsewhere: treat as an exit
+            child.pidfd = None
+            self._on_exit(child, -1)
+            return
+        asyncio.get_running_loop().add_reader(child.pidfd, self._on_pidfd, child)
+
+    def _on_pidfd(self, child: Child) -> None:
+        assert child.pidfd is not None and child.pid is not None
+        asyncio.get_running_loop().remove_reader(child.pidfd)
+        os.close(child.pidfd)
+        child.pidfd = None
+        try:
+            _, status = os.waitpid(child.pid, 0)
+            code = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            code = -1  # not our child after all (no subreaper): exit status unknown
+        self._on_exit(child, code)
+
+    async def _stop_all(self) -> None:
+        for child in reversed(list(self.children.values())):
+            await self._stop_child(child)
+
+    async def _stop_child(self, child: Child) -> None:
+        child.stop_requested = True
+        if child.pending_restart is not None:
+            child.pending_restart.cancel()  # type: ignore[attr-defined]
+            child.pending_restart = None
+        if child.pid is None:
+            if child.state is not ChildState.STOPPED and child.state is not ChildState.FAILED:
+                self._set_state(child, ChildState.STOPPED)
+            return
+        pid = child.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGCONT)  # a stopped (SIGSTOPped) process must wake to die
+        try:
+            async with asyncio.timeout(child.spec.stop_timeout):
+                await self._exited[child.spec.name].wait()
+        except TimeoutError:
+            self.log.warning(
+                "actor did not stop in time; killing",
+                name=child.spec.name,
+                deadline=child.spec.stop_timeout,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await self._exited[child.spec.name].wait()
+
+    async def _kill_leftovers(self) -> None:
+        """Last resort on the way out (e.g. after an exception): nothing may outlive the node."""
+        for child in self.children.values():
+            if child.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
+                if child.pidfd is not None:
+                    asyncio.get_running_loop().remove_reader(child.pidfd)
+                    os.close(child.pidfd)
+                    child.pidfd = None
+                _wait_pid(child.pid, 2.0)
+                child.pid = None
+        reaper.reap_strays(set())
+
+    # exits, restarts, escalation ---------------------------------------------------------------
+    def _on_exit(self, child: Child, code: int) -> None:
+        name = child.spec.name
+        child.pid = None
+        child.last_exit = _describe_exit(code, child.kill_reason)
+        self._exited[name].set()
+        self._settled[name].set()
+        if child.stop_requested or self._stop.is_set():
+            self._set_state(child, ChildState.STOPPED, child.last_exit)
+            return
+        self.log.warning("actor exited", name=name, exit=child.last_exit)
+        if code == exitcodes.FATAL:
+            self._set_state(child, ChildState.FAILED, child.last_exit)
+            self._escalate(NodeAction.STOP_SERVICE, f"actor {name!r} exited fatal")
+            return
+        if code == exitcodes.PANIC:
+            self._set_state(child, ChildState.FAILED, child.last_exit)
+            self._escalate(NodeAction.PANIC, f"actor {name!r} asked to self-fence")
+            return
+        restart = child.spec.restart
+        if restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and code == 0):
+            state = ChildState.STOPPED if code == 0 else ChildState.FAILED
+            self._set_state(child, state, child.last_exit)
+            return
+        if not child.intensity.record(time.monotonic()):
+            reason = (
+                f"more than {child.intensity.max_restarts} restarts in {child.intensity.window:g}s"
+            )
+            self._set_state(child, ChildState.FAILED, reason)
+            if child.spec.critical:
+                self._escalate(
+                    NodeAction(self.settings.on_critical_failure),
+                    f"critical actor {name!r} failed: {reason}",
+                )
+            return
+        delay = backoff_delay(child.intensity.recent)
+        child.restarts += 1
+        self._set_state(child, ChildState.RESTARTING, child.last_exit)
+        child.pending_restart = asyncio.get_running_loop().call_later(delay, self._launch, child)
+
+    def _escalate(self, action: NodeAction, reason: str) -> None:
+        self.log.error("escalating to a node-level action", action=str(action), reason=reason)
+        if action is NodeAction.PANIC:
+            pids = [c.pid for c in self.children.values() if c.pid is not None]
+            node_actions.panic_now(pids, self.settings.lab)
+        if self._escalation is None:
+            self._escalation = (action, reason)
+        self.request_stop()
+
+    # liveness ----------------------------------------------------------------------------------
+    async def _inbox(self) -> None:
+        assert self.bus is not None
+        while True:
+            env = await self.bus.receive()
+            if env.topic.endswith(".beat"):
+                self._on_beat(env)
+
+    def _on_beat(self, env: Envelope) -> None:
+        name = env.topic[len(topics.ACTOR) : -len(".beat")]
+        child = self.children.get(name)
+        if child is None or env.sender != f"{self.settings.server}/{name}":
+            return
+        if child.pid is None or env.body.get("pid") != child.pid:
+            return  # a late beat of a previous incarnation
+        child.last_beat = time.monotonic()
+        if child.state is ChildState.STARTING:
+            self._set_state(child, ChildState.RUNNING)
+            self._settled[name].set()
+
+    async def _patrol(self) -> None:
+        """Hang detection, the systemd watchdog, and reaping of strays, a few times per beat."""
+        period = max(0.02, min(self.settings.beat_interval / 2, 0.25))
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for child in self.children.values():
+                self._check_liveness(child, now)
+            self._feed_watchdog(now)
+            known = {c.pid for c in self.children.values() if c.pid is not None}
+            if isinstance(self._launcher, TemplateLauncher) and self._launcher.pid:
+                known.add(self._launcher.pid)
+            reaper.reap_strays(known)
+
+    def _check_liveness(self, child: Child, now: float) -> None:
+        if child.pid is None or child.stop_requested:
+            return
+        silent = now - child.last_beat
+        if child.state is ChildState.RUNNING and silent > self.settings.beat_timeout:
+            self._kill_hung(child, f"hung: no beat for {silent:.1f}s")
+        elif (
+            child.state is ChildState.STARTING
+            and now - child.launched_at > child.spec.start_timeout
+        ):
+            self._kill_hung(child, f"no beat within {child.spec.start_timeout:g}s of start")
+
+    def _kill_hung(self, child: Child, reason: str) -> None:
+        if child.kill_reason:
+            return  # already killed, the exit is on its way
+        self.log.warning("killing actor", name=child.spec.name, reason=reason)
+        child.kill_reason = reason
+        with contextlib.suppress(ProcessLookupError):
+            assert child.pid is not None
+            os.kill(child.pid, signal.SIGKILL)
+
+    def critical_live(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        return all(
+            c.state is ChildState.RUNNING and now - c.last_beat <= self.settings.beat_timeout
+            for c in self.children.values()
+            if c.spec.critical
+        )
+
+    def _feed_watchdog(self, now: float) -> None:
+        interval = self._notifier.watchdog_interval
+        if interval is None or self.state != "running" or now - self._last_watchdog < interval:
+            return
+        if self.critical_live(now):
+            self._notifier.watchdog()
+            self._last_watchdog = now
+
+    # publishing and status ---------------------------------------------------------------------
+    def _set_state(self, child: Child, new: ChildState, reason: str = "") -> None:
+        old = child.transition(new)
+        body = {
+            "state": str(new),
+            "previous": str(old),
+            "pid": child.pid,
+            "restarts": child.restarts,
+            "reason": reason,
+        }
+        self.log.info("actor state", name=child.spec.name, **body)
+        if self.bus is not None:
+            asyncio.get_running_loop().create_task(
+                self.bus.publish(topics.actor_state(child.spec.name), body)
+            )
+        if self.state == "running":
+            self._notifier.status(self._status_line())
+
+    async def _publish_node_state(self) -> None:
+        if self.bus is not None:
+            await self.bus.publish(topics.NODE_STATE, {"state": self.state, "pid": os.getpid()})
+
+    def _status_line(self) -> str:
+        counts: dict[str, int] = {}
+        for c in self.children.values():
+            counts[c.state] = counts.get(c.state, 0) + 1
+        parts = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        return f"{self.state}: {parts or 'no actors'}"
+
+    def _status(self, body: dict[str, Any]) -> dict[str, Any]:
+        now = time.monotonic()
+        cluster_state = {"starting": "starting", "running": "online"}.get(self.state, "stopping")
+        return {
+            "cluster": {"name": self.settings.cluster, "state": cluster_state},
+            "server": self.settings.server,
+            "servers": [{"name": self.settings.server, "state": "online", "heartbeats": {}}],
+            "np": [],
+            "groups": [],
+            "monitors": [],
+            "node": {
+                "pid": os.getpid(),
+                "state": self.state,
+                "uptime": round(now - self.started_at, 3),
+                "launcher": getattr(self._launcher, "name", None),
+                "critical_live": self.critical_live(now),
+                "bus_dropped": self.bus.dropped.as_dict() if self.bus else {},
+            },
+            "actors": [
+                {
+                    "name": c.spec.name,
+                    "kind": c.spec.kind,
+                    "pid": c.pid,
+                    "state": str(c.state),
+                    "restarts": c.restarts,
+                    "critical": c.spec.critical,
+                    "last_beat_age": round(now - c.last_beat, 3) if c.last_beat else None,
+                    "last_exit": c.last_exit or None,
+                    "since": c.since or None,
+                }
+                for c in self.children.values()
+            ],
+        }
+
+
+def _describe_exit(code: int, kill_reason: str) -> str:
+    if code < 0:
+        try:
+            what = f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            what = "exit status unknown" if code == -1 else f"killed by signal {-code}"
+    else:
+        what = f"exit {code} ({exitcodes.NAMES.get(code, 'restart')})"
+    return f"{what}: {kill_reason}" if kill_reason else what
+
+
+def _wait_pid(pid: int, timeout: float) -> None:
+    """Reap `pid`, killing it if it outlives `timeout` (blocking; used only on the way out)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+            return
+        time.sleep(0.01)

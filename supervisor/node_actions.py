@@ -1,0 +1,55 @@
+"""Node-level actions (SPEC §7's family) taken when the node itself must give up or fence.
+
+Each action has a production form and a lab form. In the lab (tests, the demo, failure drills)
+the OS is never shut down and the kernel never panicked: the node service stops, or — for the
+fencing actions — the whole node is killed at once, as if the machine had died.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class NodeAction(StrEnum):
+    STOP_SERVICE = "stop_service"  # orderly stop of the node service
+    SHUTDOWN = "shutdown"  # stop the service, then power the OS off
+    REBOOT = "reboot"  # stop the service, then reboot the OS
+    PANIC = "panic"  # immediate: sysrq crash (a fencing tool; nothing is released)
+
+
+ORDERLY = {NodeAction.STOP_SERVICE, NodeAction.SHUTDOWN, NodeAction.REBOOT}
+
+# Exit status of `haven node run` after an escalation, so systemd and the lab can tell why it ended.
+EXIT_ESCALATED = 3
+EXIT_PANIC = 101
+
+
+def after_stop(action: NodeAction, lab: bool) -> str:
+    """What to do once the orderly stop is complete; returns a line describing it."""
+    if action is NodeAction.STOP_SERVICE:
+        return "node service stopped"
+    verb = "poweroff" if action is NodeAction.SHUTDOWN else "reboot"
+    if lab:
+        return f"lab: the OS would {verb} now (not done in the lab)"
+    subprocess.run(["systemctl", verb], check=False, timeout=30)
+    return f"OS {verb} requested"
+
+
+def panic_now(children: Iterable[int], lab: bool) -> None:
+    """Self-fence without releasing anything. Never returns."""
+    if not lab:
+        try:
+            with open("/proc/sysrq-trigger", "w") as f:
+                f.write("c")
+        except OSError:
+            pass  # fall through: at least take the node down hard
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os._exit(EXIT_PANIC)

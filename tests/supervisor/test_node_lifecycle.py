@@ -1,0 +1,193 @@
+"""The supervisor with real actor processes: restarts, hangs, escalation, order, clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from harness import NodeProcess, session_pids, unix_sockets_under
+
+from actors import exitcodes
+from supervisor.node_actions import EXIT_ESCALATED, EXIT_PANIC
+
+ECHO = {"kind": "echo", "args": {"interval": "200ms"}}
+
+
+def actors(*names: str, **extra) -> list[dict]:
+    return [{"name": n, **ECHO, **extra} for n in names]
+
+
+def test_status_lists_live_actors(start_node) -> None:
+    node = start_node(actors("alpha", "beta"))
+    status = node.status()
+    assert [a["name"] for a in status["actors"]] == ["alpha", "beta"]
+    for a in status["actors"]:
+        assert a["state"] == "running" and a["restarts"] == 0
+        os.kill(a["pid"], 0)  # a real, live process
+    assert status["node"]["launcher"] == "template"
+
+
+def test_sigkilled_actor_is_restarted_with_a_new_pid(start_node) -> None:
+    node = start_node(actors("alpha"))
+    old = node.actor("alpha")["pid"]
+    with node.watch("actor.alpha.state") as w:
+        os.kill(old, signal.SIGKILL)
+        w.wait_for("actor.alpha.state", lambda b: b["state"] == "restarting")
+        ev = w.wait_for("actor.alpha.state", lambda b: b["state"] == "running", timeout=5)
+    assert ev.body["pid"] != old and ev.body["restarts"] == 1
+    assert node.actor("alpha")["state"] == "running"
+
+
+def test_stopped_actor_is_detected_by_missed_beats_and_replaced(start_node) -> None:
+    node = start_node(actors("alpha"), node={"beat_timeout": "600ms"})
+    old = node.actor("alpha")["pid"]
+    with node.watch("actor.alpha.state") as w:
+        os.kill(old, signal.SIGSTOP)
+        ev = w.wait_for("actor.alpha.state", lambda b: b["state"] == "restarting", timeout=5)
+        assert "hung" in ev.body["reason"]
+        w.wait_for("actor.alpha.state", lambda b: b["state"] == "running", timeout=5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(old, 0)  # killed and reaped, not left stopped
+
+
+def test_blocked_event_loop_counts_as_hung(start_node) -> None:
+    node = start_node(actors("alpha"), node={"beat_timeout": "600ms"})
+    with node.watch("actor.alpha.state") as w:
+        try:
+            node.request("block", {"seconds": 30}, service="alpha", timeout=0.2)
+        except Exception:
+            pass
+        ev = w.wait_for("actor.alpha.state", lambda b: b["state"] == "restarting", timeout=5)
+    assert "hung" in ev.body["reason"]
+
+
+def test_crash_loop_of_noncritical_actor_marks_it_failed(start_node) -> None:
+    node = start_node(
+        actors("steady") + [{"name": "crasher", "kind": "echo", "args": {"fail_start": True}}],
+        node={"max_restarts": 2, "restart_window": "30s"},
+    )
+    with node.watch("actor.crasher.state") as w:
+        ev = w.wait_for("actor.crasher.state", lambda b: b["state"] == "failed", timeout=15)
+    assert "restarts in" in ev.body["reason"]
+    status = node.status()
+    assert status["node"]["state"] == "running"
+    by_name = {a["name"]: a for a in status["actors"]}
+    assert by_name["crasher"]["state"] == "failed" and by_name["crasher"]["restarts"] == 2
+    assert by_name["steady"]["state"] == "running"
+
+
+def test_crash_loop_of_critical_actor_stops_the_node(start_node) -> None:
+    node = start_node(
+        actors("steady")
+        + [{"name": "vital", "kind": "echo", "critical": True, "args": {"fail_start": True}}],
+        node={"max_restarts": 1, "restart_window": "30s"},
+        wait=False,
+    )
+    assert node.wait(30) == EXIT_ESCALATED
+    assert "critical actor 'vital' failed" in node.output()
+    assert session_pids(node.sid) == []
+
+
+def test_fatal_exit_stops_the_node(start_node) -> None:
+    node = start_node(actors("alpha", "beta"))
+    node.request("exit", {"code": exitcodes.FATAL}, service="beta")
+    assert node.wait(30) == EXIT_ESCALATED
+    assert session_pids(node.sid) == []
+
+
+def test_panic_exit_kills_the_node_at_once_in_the_lab(start_node) -> None:
+    node = start_node(actors("alpha", "beta"))
+    node.request("exit", {"code": exitcodes.PANIC}, service="alpha")
+    assert node.wait(10) == EXIT_PANIC
+    deadline = time.monotonic() + 5
+    while session_pids(node.sid) and time.monotonic() < deadline:
+        time.sleep(0.05)  # SIGKILLed children are reaped by init once the node is gone
+    assert session_pids(node.sid) == []
+
+
+@pytest.mark.parametrize(
+    "restart, code, final",
+    [("transient", 0, "stopped"), ("temporary", 0, "stopped"), ("temporary", 1, "failed")],
+)
+def test_restart_types(start_node, restart: str, code: int, final: str) -> None:
+    node = start_node(actors("alpha") + actors("once", restart=restart))
+    with node.watch("actor.once.state") as w:
+        node.request("exit", {"code": code}, service="once")
+        w.wait_for("actor.once.state", lambda b: b["state"] == final)
+    assert node.actor("once")["restarts"] == 0
+    assert node.actor("once")["pid"] is None
+
+
+def test_transient_actor_is_restarted_after_a_failure(start_node) -> None:
+    node = start_node(actors("once", restart="transient"))
+    with node.watch("actor.once.state") as w:
+        node.request("exit", {"code": 1}, service="once")
+        w.wait_for("actor.once.state", lambda b: b["state"] == "running")
+
+
+def test_ordered_start_and_reverse_stop(start_node) -> None:
+    node = start_node(actors("first", "second", "third"))
+    since = {a["name"]: a["since"] for a in node.status()["actors"]}
+    assert since["first"] < since["second"] < since["third"]
+    with node.watch("actor.") as w:
+        node.proc.send_signal(signal.SIGTERM)
+        order = [
+            w.wait_for_any(
+                lambda e: e.topic.endswith(".state") and e.body["state"] == "stopped"
+            ).topic.split(".")[1]
+            for _ in range(3)
+        ]
+    assert order == ["third", "second", "first"]
+    assert node.wait(30) == 0
+
+
+def test_sigterm_leaves_no_process_socket_or_file(start_node) -> None:
+    node = start_node(actors("alpha", "beta", "gamma"))
+    pids = [a["pid"] for a in node.status()["actors"]]
+    assert len(session_pids(node.sid)) >= 5  # node, template, three actors
+    assert node.terminate() == 0
+    assert session_pids(node.sid) == []
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert node.paths.ipc_files() == []
+    assert unix_sockets_under(node.state_dir) == []
+
+
+def test_sigterm_stops_a_stopped_actor_too(start_node) -> None:
+    node = start_node(actors("alpha"), node={"beat_timeout": "30s"})
+    os.kill(node.actor("alpha")["pid"], signal.SIGSTOP)
+    assert node.terminate() == 0
+    assert session_pids(node.sid) == []
+
+
+def test_spawn_launcher_runs_the_same_actors(start_node) -> None:
+    node = start_node(actors("alpha"), launcher="spawn")
+    assert node.status()["node"]["launcher"] == "spawn"
+    old = node.actor("alpha")["pid"]
+    with node.watch("actor.alpha.state") as w:
+        os.kill(old, signal.SIGKILL)
+        w.wait_for("actor.alpha.state", lambda b: b["state"] == "running", timeout=5)
+
+
+def test_second_node_on_the_same_state_dir_is_refused(start_node) -> None:
+    node = start_node(actors("alpha"))
+    with open(node.config_path) as f:
+        second = NodeProcess(node.state_dir, f.read())
+    assert second.wait(20) == 2
+    assert "already running" in second.output()
+    assert node.status()["node"]["state"] == "running"
+
+
+def test_two_nodes_on_one_machine_do_not_interfere(start_node) -> None:
+    a = start_node(actors("alpha"))
+    b = start_node(actors("alpha"))
+    pid_a, pid_b = a.actor("alpha")["pid"], b.actor("alpha")["pid"]
+    assert pid_a != pid_b
+    with a.watch("actor.alpha.state") as w:
+        os.kill(pid_a, signal.SIGKILL)
+        w.wait_for("actor.alpha.state", lambda body: body["state"] == "running")
+    assert b.actor("alpha")["pid"] == pid_b and b.actor("alpha")["restarts"] == 0
+    assert a.actor("alpha")["restarts"] == 1
