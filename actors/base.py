@@ -57,8 +57,9 @@ class Actor:
     def cancel_timer(self, name: str) -> None:
         self.ctx.cancel_timer(name)
 
-    async def publish(self, topic: str, body: dict[str, Any] | None = None) -> None:
-        await self.ctx.bus.publish(topic, body)
+    def publish(self, topic: str, body: dict[str, Any] | None = None) -> None:
+        """Publish an event now (never blocks; dropped and counted if the bus is saturated)."""
+        self.ctx.bus.publish(topic, body)
 
     def stop(self, exit_code: int = 0) -> None:
         self.ctx.request_stop(exit_code)

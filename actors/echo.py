@@ -30,7 +30,7 @@ class EchoActor(Actor):
 
     async def on_timer(self, name: str) -> None:
         self.ticks += 1
-        await self.publish(topics.echo_tick(self.name), {"n": self.ticks})
+        self.publish(topics.echo_tick(self.name), {"n": self.ticks})
 
     def requests(self) -> dict[str, Handler]:
         return {"echo": self._echo, "info": self._info, "exit": self._exit, "block": self._block}

@@ -18,6 +18,7 @@ class ActorLaunch:
     stop_timeout: float
     args: dict[str, Any] = field(default_factory=dict)
     log_format: str = "auto"  # auto | json | console
+    supervisor_pid: int = 0  # the actor ends itself if this process dies (0: do not watch)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

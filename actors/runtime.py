@@ -76,8 +76,11 @@ class _HookFailed(Exception):
 def run(launch: ActorLaunch) -> int:
     logs.configure(launch.log_format)
     # The process may come from a fork of the template: start from clean signal handling.
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
+    # Ctrl-C in a terminal reaches the whole process group; an actor stops only when its
+    # supervisor says so (SIGTERM), in the supervisor's order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         return asyncio.run(_main(launch))
     except KeyboardInterrupt:
@@ -88,8 +91,8 @@ async def _main(launch: ActorLaunch) -> int:
     zctx = zmq.asyncio.Context()
     ctx = ActorContext(launch, zctx)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, ctx.request_stop, exitcodes.OK)
+    loop.add_signal_handler(signal.SIGTERM, ctx.request_stop, exitcodes.OK)
+    orphan_watch = _watch_supervisor(ctx, loop)
     service: Service | None = None
     tasks: list[asyncio.Task[Any]] = []
     actor: Actor | None = None
@@ -151,8 +154,30 @@ async def _main(launch: ActorLaunch) -> int:
                 await task
         if service is not None:
             service.close()
+        if orphan_watch is not None:
+            loop.remove_reader(orphan_watch)
+            os.close(orphan_watch)
         ctx.bus.close()
         zctx.term()
+
+
+def _watch_supervisor(ctx: ActorContext, loop: asyncio.AbstractEventLoop) -> int | None:
+    """An actor never outlives its supervisor: if it dies (even by SIGKILL), stop at once."""
+    pid = ctx.launch.supervisor_pid
+    if not pid:
+        return None
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        ctx.request_stop(exitcodes.OK)
+        return None
+
+    def supervisor_died() -> None:
+        ctx.log.warning("supervisor died; stopping", supervisor_pid=pid)
+        ctx.request_stop(exitcodes.OK)
+
+    loop.add_reader(fd, supervisor_died)
+    return fd
 
 
 async def _beat(ctx: ActorContext) -> None:
@@ -162,7 +187,7 @@ async def _beat(ctx: ActorContext) -> None:
     interval = ctx.launch.beat_interval
     while True:
         n += 1
-        await ctx.bus.publish(topics.actor_beat(ctx.launch.name), {"pid": pid, "n": n})
+        ctx.bus.publish(topics.actor_beat(ctx.launch.name), {"pid": pid, "n": n})
         await asyncio.sleep(interval)
 
 

@@ -33,6 +33,9 @@ class BusConnection:
         self._pub.linger = 500  # give the last messages (a final state) a moment on close
         self._pub.sndhwm = 10000
         self._pub.connect(paths.publish_endpoint)
+        # A synchronous view of the same socket: publishing never waits, so it needs no await
+        # and keeps the order of calls (fire-and-forget tasks would not).
+        self._pub_now = zmq.Socket.shadow(self._pub.underlying)
         self._sub = ctx.socket(zmq.SUB)
         self._sub.linger = 0
         self._sub.connect(paths.subscribe_endpoint)
@@ -49,10 +52,10 @@ class BusConnection:
         self._seq += 1
         return envelope.make(topic, self.sender, self._seq, body)
 
-    async def publish(self, topic: str, body: dict[str, Any] | None = None) -> Envelope:
+    def publish(self, topic: str, body: dict[str, Any] | None = None) -> Envelope:
         env = self.next_envelope(topic, body)
         try:
-            await self._pub.send_multipart(envelope.to_multipart(env), flags=zmq.NOBLOCK)
+            self._pub_now.send_multipart(envelope.to_multipart(env), flags=zmq.NOBLOCK)
         except zmq.Again:
             self.dropped.drop("publish queue full")
         return env

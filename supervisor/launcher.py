@@ -17,6 +17,7 @@ import contextlib
 import gc
 import json
 import os
+import signal
 import socket
 import struct
 import sys
@@ -75,7 +76,7 @@ class TemplateLauncher:
             self._sock.settimeout(5.0)
             self._sock.send(msgpack.packb(launch.to_dict()))
             reply = msgpack.unpackb(self._sock.recv(_MAX_MSG))
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # EOF, EPIPE, a timeout, garbage: the template is unusable
             raise LaunchError(f"template process did not answer: {exc}") from exc
         if not isinstance(reply, dict) or "pid" not in reply:
             raise LaunchError(f"template process refused: {reply!r}")
@@ -93,6 +94,7 @@ def _template_main(sock: socket.socket) -> None:
     fd = sock.fileno()
     os.closerange(3, fd)
     os.closerange(fd + 1, 65536)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # it ends when the supervisor closes the channel
     from actors import registry, runtime  # noqa: F401  (already imported: forked from the supervisor)
 
     registry.preload()

@@ -134,6 +134,8 @@ class Node:
         self._exited: dict[str, asyncio.Event] = {n: asyncio.Event() for n in self.children}
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
+        # A closed terminal must not take the node down uncleanly.
+        loop.add_signal_handler(signal.SIGHUP, self.log.info, "SIGHUP ignored")
         proxy_ctx = zmq.Context()
         proxy = Proxy(proxy_ctx, self.paths)
         zctx = zmq.asyncio.Context()
@@ -157,16 +159,16 @@ class Node:
             await self._start_all()
             if not self._stop.is_set():
                 self.state = "running"
-                await self._publish_node_state()
+                self._publish_node_state()
                 self._notifier.ready(self._status_line())
                 self.log.info("node running", actors=len(self.children))
             await self._stop.wait()
             self.state = "stopping"
             self._notifier.stopping("stopping")
-            await self._publish_node_state()
+            self._publish_node_state()
             await self._stop_all()
             self.state = "stopped"
-            await self._publish_node_state()
+            self._publish_node_state()
         finally:
             for task in tasks:
                 task.cancel()
@@ -182,7 +184,7 @@ class Node:
             proxy.stop()
             proxy_ctx.term()
             self._notifier.close()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         self.log.info("node stopped")
         return node_actions.EXIT_ESCALATED if self._escalation else 0
@@ -217,6 +219,7 @@ class Node:
             stop_timeout=spec.stop_timeout,
             args=spec.args,
             log_format=self.settings.log_format,
+            supervisor_pid=os.getpid(),
         )
         assert self._launcher is not None
         try:
@@ -378,8 +381,6 @@ class Node:
                 self._check_liveness(child, now)
             self._feed_watchdog(now)
             known = {c.pid for c in self.children.values() if c.pid is not None}
-            if isinstance(self._launcher, TemplateLauncher) and self._launcher.pid:
-                known.add(self._launcher.pid)
             reaper.reap_strays(known)
 
     def _check_liveness(self, child: Child, now: float) -> None:
@@ -431,15 +432,13 @@ class Node:
         }
         self.log.info("actor state", name=child.spec.name, **body)
         if self.bus is not None:
-            asyncio.get_running_loop().create_task(
-                self.bus.publish(topics.actor_state(child.spec.name), body)
-            )
+            self.bus.publish(topics.actor_state(child.spec.name), body)
         if self.state == "running":
             self._notifier.status(self._status_line())
 
-    async def _publish_node_state(self) -> None:
+    def _publish_node_state(self) -> None:
         if self.bus is not None:
-            await self.bus.publish(topics.NODE_STATE, {"state": self.state, "pid": os.getpid()})
+            self.bus.publish(topics.NODE_STATE, {"state": self.state, "pid": os.getpid()})
 
     def _status_line(self) -> str:
         counts: dict[str, int] = {}

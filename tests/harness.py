@@ -242,6 +242,15 @@ def session_pids(sid: int) -> list[int]:
     return pids
 
 
+def alive(pid: int) -> bool:
+    """True while `pid` is a running process (a zombie waiting for init to reap it is dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def unix_sockets_under(path: str) -> list[str]:
     """Bound unix sockets whose path lies under `path` (from /proc/net/unix)."""
     found = []

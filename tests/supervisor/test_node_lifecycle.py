@@ -7,7 +7,7 @@ import signal
 import time
 
 import pytest
-from harness import NodeProcess, session_pids, unix_sockets_under
+from harness import NodeProcess, alive, session_pids, unix_sockets_under
 
 from actors import exitcodes
 from supervisor.node_actions import EXIT_ESCALATED, EXIT_PANIC
@@ -191,3 +191,29 @@ def test_two_nodes_on_one_machine_do_not_interfere(start_node) -> None:
         w.wait_for("actor.alpha.state", lambda body: body["state"] == "running")
     assert b.actor("alpha")["pid"] == pid_b and b.actor("alpha")["restarts"] == 0
     assert a.actor("alpha")["restarts"] == 1
+
+
+def test_actors_do_not_outlive_a_sigkilled_node(start_node) -> None:
+    node = start_node(actors("alpha", "beta"))
+    pids = [a["pid"] for a in node.status()["actors"]]
+    node.proc.kill()
+    node.wait(10)
+    deadline = time.monotonic() + 10
+    while session_pids(node.sid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert session_pids(node.sid) == [], "actors or the template outlived their supervisor"
+    assert not any(alive(pid) for pid in pids)
+
+
+def test_ctrl_c_stops_the_node_in_order_without_restarts(start_node) -> None:
+    node = start_node(actors("alpha", "beta"))
+    with node.watch("actor.") as w:
+        os.killpg(node.sid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group
+        stopped = [
+            w.wait_for_any(
+                lambda e: e.topic.endswith(".state") and e.body["state"] != "running"
+            ).body["state"]
+            for _ in range(2)
+        ]
+    assert stopped == ["stopped", "stopped"]
+    assert node.wait(30) == 0

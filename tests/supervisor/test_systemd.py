@@ -52,8 +52,12 @@ def test_watchdog_fed_only_while_every_critical_actor_is_live(
     sock, path = notify_socket
     start_node(
         [
-            {"name": "vital", "kind": "echo", "critical": True,
-             "args": {"fail_start": critical_crashes}},
+            {
+                "name": "vital",
+                "kind": "echo",
+                "critical": True,
+                "args": {"fail_start": critical_crashes},
+            },
             {"name": "extra", "kind": "echo", "args": {"fail_start": not critical_crashes}},
         ],
         node={"max_restarts": 1000},  # keep crash-looping, never escalate during the test
