@@ -113,6 +113,10 @@ async def _main(launch: ActorLaunch) -> int:
         ctx._timer_handler = lambda name: guarded(actor.on_timer(name))
         for prefix in type(actor).subscriptions:
             ctx.bus.subscribe(prefix)
+        # The supervisor always listens for beats, so a subscription arrives within
+        # milliseconds; the deadline only keeps a broken bus from holding the start.
+        if not await ctx.bus.wait_for_subscribers(timeout=2.0):
+            ctx.log.warning("no subscriber reached this actor within 2s; events may be lost")
         try:
             await actor.on_start()
         except Exception as exc:

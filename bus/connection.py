@@ -6,6 +6,7 @@ it is dropped and counted in `dropped`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,9 +30,13 @@ class BusConnection:
         self.sender = sender
         self.dropped = DropCounter()
         self._seq = 0
-        self._pub = ctx.socket(zmq.PUB)
+        # An XPUB rather than a PUB: it hears the subscriptions the proxy forwards, so a new
+        # process can wait until they have arrived (`wait_for_subscribers`) instead of losing
+        # its first events to ZeroMQ's slow-joiner gap.
+        self._pub = ctx.socket(zmq.XPUB)
         self._pub.linger = 500  # give the last messages (a final state) a moment on close
         self._pub.sndhwm = 10000
+        self._pub.rcvhwm = 100  # subscription notices beyond the first are of no use
         self._pub.connect(paths.publish_endpoint)
         # A synchronous view of the same socket: publishing never waits, so it needs no await
         # and keeps the order of calls (fire-and-forget tasks would not).
@@ -41,6 +46,15 @@ class BusConnection:
         self._sub.connect(paths.subscribe_endpoint)
         for prefix in subscriptions:
             self.subscribe(prefix)
+
+    async def wait_for_subscribers(self, timeout: float) -> bool:
+        """Until the proxy has passed on at least one subscription (True), or `timeout` (False)."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._pub.recv()
+            return True
+        except TimeoutError:
+            return False
 
     def subscribe(self, prefix: str) -> None:
         self._sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())

@@ -64,9 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from supervisor.spec import SupervisorSettings
 
     try:
-        cfg = load_config(args.config)
-    except OSError as exc:
-        raise UserError(f"cannot read configuration {args.config}: {exc.strerror}") from None
+        cfg = load_config(args.config)  # an unreadable file is a ConfigError too
     except ConfigError as exc:
         raise UserError(f"configuration {args.config} is not valid:\n{exc}") from None
     server = pick_server(cfg, args.server)

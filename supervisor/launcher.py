@@ -4,8 +4,9 @@
 holds every heavy module already imported (and `gc.freeze()`d, so reference counting does not touch
 the shared pages). Each actor is a double fork of the template: the template's short-lived child
 forks the actor and exits, so the actor is re-parented to the supervisor (a child subreaper), which
-then watches and reaps it like any direct child. An actor costs ~2 MB instead of a fresh
-interpreter's ~13 MB (see bench/).
+then watches and reaps it like any direct child. Measured (bench/memory.py): ~5 MB PSS per
+actor instead of a fresh interpreter's ~15 MB; what remains private is CPython's reference
+counting writing to the shared heap pages, which a template cannot avoid on Python 3.11.
 
 `SpawnLauncher` starts a fresh interpreter per actor: the fallback when the template died, and the
 baseline the benchmark compares with.

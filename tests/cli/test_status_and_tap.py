@@ -8,16 +8,24 @@ import sys
 
 from harness import REPO
 
-ECHO = [{"name": "echo", "kind": "echo", "args": {"interval": "100ms"}},
-        {"name": "ticker", "kind": "echo", "args": {"interval": "300ms"}}]
+ECHO = [
+    {"name": "echo", "kind": "echo", "args": {"interval": "100ms"}},
+    {"name": "ticker", "kind": "echo", "args": {"interval": "300ms"}},
+]
 
 
 def haven(*args: str, state_dir: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin"}
     if state_dir:
         env["HAVEN_STATE_DIR"] = state_dir
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=REPO,
-                          capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
 def test_status_json_shape(start_node) -> None:
@@ -86,7 +94,8 @@ def test_node_run_with_a_broken_config_names_each_error(state_dir: str) -> None:
 
 def test_node_run_refuses_an_unknown_server(start_node, state_dir: str) -> None:
     node = start_node(ECHO)
-    out = haven("node", "run", "--config", node.config_path, "--state-dir", state_dir,
-                "--server", "ghost")
+    out = haven(
+        "node", "run", "--config", node.config_path, "--state-dir", state_dir, "--server", "ghost"
+    )
     assert out.returncode == 2
     assert "'ghost' is not in the configuration" in out.stderr

@@ -1,0 +1,238 @@
+"""The known types of heartbeat, NP resolution, group resource and alert destination.
+
+Names and parameters follow SPEC.md §3-§9 and the original product (reference §2-§8). A type is
+usable only once its implementation exists: the issue that implements one sets
+`implemented=True` here, in the same change. Monitor types are in `config/catalog_monitors.py`.
+Nothing is implemented yet.
+"""
+
+from __future__ import annotations
+
+from config.catalog_monitors import MONITOR_TYPES
+from config.typespec import (
+    TypeSpec,
+    TypeTables,
+    dur,
+    flag,
+    listen_port,
+    number,
+    of_kind,
+    one_of,
+    path,
+    port,
+    secret,
+    text,
+)
+
+
+def _table(*specs: TypeSpec) -> dict[str, TypeSpec]:
+    return {spec.name: spec for spec in specs}
+
+
+HEARTBEAT_TYPES = _table(
+    TypeSpec(
+        "lanhb",
+        "LAN heartbeat (UDP)",
+        (of_kind("network", "network", required=True), listen_port("port", 29002, "udp")),
+    ),
+    TypeSpec(
+        "lankhb",
+        "robust LAN heartbeat (the original's kernel-mode LAN heartbeat, without a kernel module)",
+        (of_kind("network", "network", required=True), listen_port("port", 29006, "udp")),
+    ),
+    TypeSpec(
+        "comhb",
+        "serial (RS-232C) heartbeat over a cross cable",
+        (
+            path("device", required=True, per_server=True, help="e.g. /dev/ttyS0"),
+            one_of("baud", "19200", "9600", "19200", "38400", "57600", "115200"),
+        ),
+    ),
+    TypeSpec(
+        "diskhb",
+        "disk heartbeat on a small dedicated partition of the shared disk (O_DIRECT)",
+        (
+            path("device", required=True, per_server=True),
+            number("offset", 0, 0, 2**40, help="bytes, a multiple of 4096"),
+        ),
+    ),
+)
+
+NP_TYPES = _table(
+    TypeSpec(
+        "pingnp",
+        "ping NP: a server that cannot reach the targets is the isolated one",
+        (
+            of_kind("targets", "ip_list", required=True),
+            dur("interval", "5s", "100ms", "1h"),
+            dur("timeout", "3s", "100ms", "1h"),
+            number("retry", 3, 0, 99),
+        ),
+    ),
+    TypeSpec("majority", "majority: a partition needs more than half of the servers (tie: master)"),
+    TypeSpec(
+        "disknp",
+        "disk NP: a lease on a shared disk area",
+        (path("device", required=True, per_server=True), dur("lease", "10s", "1s", "10m")),
+    ),
+    TypeSpec(
+        "witness",
+        "witness: a lease from a witness service (HTTP witness or etcd)",
+        (text("url", required=True), dur("timeout", "3s", "100ms", "1m")),
+    ),
+)
+
+_MOUNT = (
+    path("mount_point", required=True),
+    text("fs", required=True, help="ext4, xfs, ..."),
+    text("mount_options", "rw"),
+    dur("mount_timeout", "120s", "1s", "9999s"),
+    number("mount_retry", 3, 0, 999),
+    dur("umount_timeout", "300s", "1s", "9999s"),
+    number("umount_retry", 3, 0, 999),
+    one_of("umount_failure", "kill", "kill", "none"),
+)
+_FSCK = (
+    text("fsck_options", "-y"),
+    dur("fsck_timeout", "7200s", "1s", "99999s"),
+    number("fsck_interval", 10, 0, 999, help="fsck every N mounts; 0 = never"),
+)
+
+RESOURCE_TYPES = _table(
+    TypeSpec(
+        "fip",
+        "floating IP, announced with gratuitous ARP",
+        (
+            of_kind("ip", "ip", required=True, per_server=True),
+            text("interface", per_server=True, help="default: the NIC in the address's subnet"),
+            number("prefix_length", None, 0, 128),
+            flag("force", False, help="activate even if the address already answers"),
+        ),
+    ),
+    TypeSpec(
+        "vip",
+        "virtual IP across network segments, announced as a route",
+        (
+            of_kind("ip", "ip", required=True, per_server=True),
+            text("interface", per_server=True),
+            of_kind("announce", "str_list", default=("rip",), choices=("rip", "ripng")),
+            dur("announce_interval", "30s", "1s", "1h"),
+        ),
+    ),
+    TypeSpec(
+        "exec",
+        "start and stop the application with scripts",
+        (
+            path("start", "start.sh", help="start.sh = scripts/<group>/<resource>/start.sh"),
+            path("stop", "stop.sh"),
+            flag("start_sync", True),
+            flag("stop_sync", True),
+            dur("start_timeout", "1800s", "1s", "9999s"),
+            dur("stop_timeout", "1800s", "1s", "9999s"),
+            flag("start_on_others", False, help="also run the start script on standby servers"),
+            flag("stop_on_others", False),
+            path("log", help="file receiving the scripts' output"),
+            number("log_rotate_size", None, 1, 2**40),
+        ),
+    ),
+    TypeSpec(
+        "disk",
+        "shared disk partition: fsck, mount on the owner, read-only elsewhere",
+        (path("device", required=True, per_server=True), *_MOUNT, *_FSCK),
+    ),
+    TypeSpec(
+        "md",
+        "mirror disk: a partition mirrored to the peer over the mirror connect",
+        (
+            path("data_partition", required=True, per_server=True),
+            path("cluster_partition", required=True, per_server=True),
+            of_kind("mirror_networks", "network_list", required=True),
+            one_of("mode", "sync", "sync", "async"),
+            flag("initial_copy", True),
+            flag("initial_mkfs", False),
+            number("send_queue_size", 2048, 0, 2**31, help="async mode; 0 = unlimited"),
+            listen_port("data_port", None, "tcp", help="default 29051 + n"),
+            listen_port("driver_port", None, "tcp", help="default 29031 + n"),
+            listen_port("keepalive_port", None, "tcp", help="default 29071 + n"),
+            *_MOUNT,
+            *_FSCK,
+        ),
+    ),
+    TypeSpec(
+        "raw", "raw device on the shared disk", (path("device", required=True, per_server=True),)
+    ),
+    TypeSpec(
+        "volume",
+        "LVM volume group / logical volume (the original's vxdg / vxvol)",
+        (text("volume_group", required=True), text("logical_volume")),
+    ),
+    TypeSpec(
+        "nas",
+        "mount of an NFS share",
+        (
+            text("server", required=True),
+            path("share", required=True),
+            path("mount_point", required=True),
+            text("fs", "nfs"),
+            text("mount_options", "rw"),
+            dur("mount_timeout", "120s", "1s", "9999s"),
+        ),
+    ),
+    TypeSpec(
+        "ocf",
+        "an OCF resource agent",
+        (
+            text("agent", required=True, help="provider:type, e.g. heartbeat:apache"),
+            of_kind("parameters", "table", default=None),
+        ),
+    ),
+)
+
+ALERT_TYPES = _table(
+    TypeSpec(
+        "syslog",
+        "the local syslog",
+        (
+            one_of("facility", "daemon", "daemon", "user", *(f"local{i}" for i in range(8))),
+            text("tag", "haven"),
+        ),
+    ),
+    TypeSpec(
+        "mail",
+        "mail to one or more recipients",
+        (
+            of_kind("to", "str_list", required=True),
+            text("sender", "haven@localhost"),
+            text("smtp_server", "localhost"),
+            port("smtp_port", 25),
+            flag("starttls", False),
+            text("username"),
+            secret("password"),
+            text("subject", "Haven"),
+            dur("timeout", "30s", "1s", "10m"),
+        ),
+    ),
+    TypeSpec(
+        "snmp",
+        "SNMP trap",
+        (
+            text("destination", required=True),
+            port("port", 162),
+            one_of("version", "v2c", "v1", "v2c"),
+            secret("community"),
+        ),
+    ),
+    TypeSpec(
+        "exec",
+        "run a command with the alert in its environment",
+        (path("command", required=True), dur("timeout", "30s", "1s", "10m")),
+    ),
+)
+
+DEFAULT_TYPES = TypeTables(
+    heartbeat=HEARTBEAT_TYPES,
+    np=NP_TYPES,
+    resource=RESOURCE_TYPES,
+    monitor=MONITOR_TYPES,
+    alert=ALERT_TYPES,
+)

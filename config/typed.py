@@ -1,0 +1,82 @@
+"""`[[heartbeat]]`, `[[np]]` and `[[alert]]`: typed items with a name, a type, its parameters.
+
+Heartbeats are listed in priority order. Every server a heartbeat runs on needs an address on the
+heartbeat's network. A cluster of several servers needs a LAN heartbeat (SPEC §3): an error once a
+LAN heartbeat type is implemented, a warning until then.
+"""
+
+from __future__ import annotations
+
+from config import defaults as d
+from config.model import AlertDestination, Heartbeat, NpResource
+from config.reader import Reader, unique_names
+from config.references import Known, read_servers
+from config.typespec import TypeTables, read_params, read_type
+
+LAN_HEARTBEATS = ("lanhb", "lankhb")
+
+
+def read_heartbeats(top: Reader, known: Known, types: TypeTables) -> tuple[Heartbeat, ...]:
+    heartbeats = []
+    for r, name in unique_names(top.elements("heartbeat", "heartbeat"), "heartbeat"):
+        spec = read_type(r, "heartbeat", types.heartbeat)
+        servers = read_servers(r, known)
+        params, per_server = {}, {}
+        if spec is None:
+            r.skip()
+        else:
+            params, per_server = read_params(r, spec, known, servers)
+            network = params.get("network")
+            missing = [s for s in servers if network and network not in known.addresses.get(s, {})]
+            if network in known.networks and missing:
+                r.error("network", f'no address on network "{network}" for server "{missing[0]}"')
+        r.finish()
+        if name is not None and spec is not None:
+            position = r.where.path[-1]
+            heartbeats.append(Heartbeat(name, spec.name, position, servers, params, per_server))
+    _check_lan_heartbeat(top, known, types, heartbeats)
+    return tuple(heartbeats)
+
+
+def _check_lan_heartbeat(top: Reader, known: Known, types: TypeTables, heartbeats) -> None:
+    if len(known.servers) < 2 or any(hb.type in LAN_HEARTBEATS for hb in heartbeats):
+        return
+    if top.has("heartbeat") and not heartbeats:
+        return  # the heartbeats written were refused; that is reported already
+    message = "no LAN heartbeat (lanhb or lankhb): the servers cannot tell when another one fails"
+    if any(types.heartbeat[t].implemented for t in LAN_HEARTBEATS if t in types.heartbeat):
+        top.error("heartbeat", message)
+    else:
+        top.warning("heartbeat", message + " (heartbeats arrive in a later version)")
+
+
+def read_np(top: Reader, known: Known, types: TypeTables) -> tuple[NpResource, ...]:
+    resources = []
+    for r, name in unique_names(top.elements("np", "NP resource"), "NP resource"):
+        spec = read_type(r, "np", types.np)
+        servers = read_servers(r, known)
+        params, per_server = {}, {}
+        if spec is None:
+            r.skip()
+        else:
+            params, per_server = read_params(r, spec, known, servers)
+        r.finish()
+        if name is not None and spec is not None:
+            resources.append(NpResource(name, spec.name, servers, params, per_server))
+    return tuple(resources)
+
+
+def read_alerts(top: Reader, known: Known, types: TypeTables) -> tuple[AlertDestination, ...]:
+    alerts = []
+    for r, name in unique_names(top.elements("alert", "alert"), "alert"):
+        spec = read_type(r, "alert", types.alert)
+        min_level = r.choice("min_level", d.ALERT_LEVELS, d.ALERT_MIN_LEVEL)
+        params = {}
+        if spec is None:
+            r.skip()
+        else:
+            params, _ = read_params(r, spec, known, tuple(known.servers))
+        r.finish()
+        if name is not None and spec is not None:
+            alerts.append(AlertDestination(name, spec.name, min_level, params))
+    return tuple(alerts)

@@ -1,0 +1,95 @@
+"""Fixtures of the configuration tests: `probe` checks BASE + a fragment of configuration.
+
+The repository runs pytest with --import-mode=importlib, so helpers are shared as fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from config import DEFAULT_TYPES, check_text
+from config.issues import Issue
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLES = os.path.join(REPO, "config", "examples")
+KINDS = {"echo"}
+
+# Every type marked implemented: the generic machinery is tested with this table.
+ALL_TYPES = DEFAULT_TYPES.with_implemented(
+    **{
+        kind: list(DEFAULT_TYPES.of(kind))
+        for kind in ("heartbeat", "np", "resource", "monitor", "alert")
+    }
+)
+
+BASE = """
+[cluster]
+name = "test"
+
+[[network]]
+name = "public"
+subnet = "198.18.0.0/24"
+
+[[network]]
+name = "interconnect"
+subnet = "198.19.0.0/24"
+
+[[server]]
+name = "node1"
+addresses = { public = "198.18.0.11", interconnect = "198.19.0.11" }
+
+[[server]]
+name = "node2"
+addresses = { public = "198.18.0.12", interconnect = "198.19.0.12" }
+"""
+
+# With heartbeat types implemented, two servers need a LAN heartbeat.
+TYPED_BASE = (
+    BASE
+    + """
+[[heartbeat]]
+name = "lanhb1"
+type = "lanhb"
+network = "interconnect"
+"""
+)
+
+
+class Probe:
+    """Validate BASE + `text`; with `typed=True`, TYPED_BASE + `text` against ALL_TYPES."""
+
+    base = BASE
+    typed_base = TYPED_BASE
+    all_types = ALL_TYPES
+    kinds = KINDS
+    examples = EXAMPLES
+    repo = REPO
+
+    def check(self, text: str, *, typed: bool = False):
+        """(cluster or None, issues)."""
+        if typed:
+            return check_text(TYPED_BASE + text, types=ALL_TYPES, actor_kinds=KINDS)
+        return check_text(BASE + text, actor_kinds=KINDS)
+
+    def errors(self, text: str, *, typed: bool = False) -> list[Issue]:
+        return [i for i in self.check(text, typed=typed)[1] if i.level == "error"]
+
+    def warnings(self, text: str, *, typed: bool = False) -> list[Issue]:
+        return [i for i in self.check(text, typed=typed)[1] if i.level == "warning"]
+
+    def one_error(self, text: str, *, typed: bool = False) -> Issue:
+        found = self.errors(text, typed=typed)
+        assert len(found) == 1, "\n".join(map(str, found))
+        return found[0]
+
+    def valid(self, text: str, *, typed: bool = False):
+        cluster, issues = self.check(text, typed=typed)
+        assert cluster is not None, "\n".join(map(str, issues))
+        return cluster
+
+
+@pytest.fixture
+def probe() -> Probe:
+    return Probe()
