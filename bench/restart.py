@@ -4,15 +4,15 @@ A real node (supervisor + bus proxy + N echo actors, beat interval 0.1 s) runs i
 For each kill: t0 = time.monotonic() just before os.kill(pid, SIGKILL); t1 = arrival, on a SUB
 socket on the node's bus, of the first `actor.<name>.beat` whose body pid differs from the killed
 one. That interval is what a crashed actor costs before it is live again: the supervisor's exit
-detection (pidfd), its restart back-off (0.1 s for a first restart in the window — included), the
+detection (pidfd), its restart back-off (none for a first restart in the window), the
 launch (fork of the pre-imported template, or a fresh interpreter with `launcher=spawn`), the
 actor's start-up and its first publish through the proxy.
 
 Each actor is killed once per run (one kill per actor, so every restart is the first in its
-intensity window and gets the base back-off), a fresh node per run. Figures: median/p10/p90 over
-all kills of all runs, per launcher, and how many replacements lost their first beat (n=1): a
-message published right after connecting a PUB is dropped until the proxy's subscription reaches
-it (ZeroMQ's slow joiner), which costs one beat interval.
+intensity window and is restarted at once), a fresh node per run. Figures: median/p10/p90 over
+all kills of all runs, per launcher, and how many replacements lost their first beat (n=1): the
+runtime waits for the proxy's subscriptions before starting an actor precisely so that none is
+lost to ZeroMQ's slow joiner (which would cost one beat interval); this counter checks it.
 """
 
 from __future__ import annotations
@@ -78,7 +78,6 @@ def main() -> None:
             lost += run_lost
         report.add(f"{launcher}: kill → new beat", "ms", samples)
         report.note(f"{launcher}: {lost}/{len(samples)} replacements lost their first beat (n=1)")
-    report.note("includes the supervisor's 0.1 s back-off before a first restart")
     report.emit(args.json)
 
 

@@ -27,7 +27,8 @@ class RestartIntensity:
 
 
 def backoff_delay(recent_restarts: int, base: float = 0.1, ceiling: float = 5.0) -> float:
-    """0.1 s for the first restart in the window, doubling for each further one, at most 5 s."""
+    """No delay for the first restart in the window (a lone crash costs no time: a heartbeat actor
+    must be back at once), then 0.1 s doubling for each further one, at most 5 s."""
     if recent_restarts <= 1:
-        return base
-    return min(ceiling, base * (2 ** (recent_restarts - 1)))
+        return 0.0
+    return min(ceiling, base * (2 ** (recent_restarts - 2)))

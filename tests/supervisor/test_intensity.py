@@ -20,7 +20,7 @@ def test_intensity_window_slides() -> None:
 
 
 def test_backoff_doubles_to_a_ceiling() -> None:
-    assert [backoff_delay(n) for n in (1, 2, 3, 4)] == [0.1, 0.2, 0.4, 0.8]
+    assert [backoff_delay(n) for n in (1, 2, 3, 4, 5)] == [0.0, 0.1, 0.2, 0.4, 0.8]
     assert backoff_delay(50) == 5.0
 
 

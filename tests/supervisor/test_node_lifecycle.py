@@ -217,3 +217,15 @@ def test_ctrl_c_stops_the_node_in_order_without_restarts(start_node) -> None:
         ]
     assert stopped == ["stopped", "stopped"]
     assert node.wait(30) == 0
+
+
+def test_restarts_leak_no_file_descriptors_in_the_supervisor(start_node) -> None:
+    node = start_node(actors("alpha"), node={"max_restarts": 50})
+    fds = lambda: len(os.listdir(f"/proc/{node.proc.pid}/fd"))  # noqa: E731
+    before = fds()
+    with node.watch("actor.alpha.state") as w:
+        for _ in range(8):
+            os.kill(node.actor("alpha")["pid"], signal.SIGKILL)
+            w.wait_for("actor.alpha.state", lambda b: b["state"] == "running", timeout=10)
+    assert node.actor("alpha")["restarts"] == 8
+    assert fds() == before
