@@ -53,11 +53,7 @@ def _read_resources(group: Reader, group_name: str, servers, known: Known, types
         depends_on = r.strings("depends_on", ())
         activation = read_failure_policy(r, "activation")
         deactivation = read_failure_policy(r, "deactivation")
-        if spec is None:
-            r.skip()  # without a type its parameters cannot be checked
-            params, per_server = {}, {}
-        else:
-            params, per_server = read_params(r, spec, known, servers)
+        params, per_server = read_params(r, spec, known, servers)
         r.finish()
         if name is not None:
             resources.append(

@@ -33,13 +33,9 @@ def read_monitors(top: Reader, known: Known, types: TypeTables) -> tuple[Monitor
         servers = read_servers(r, known)
         delay = r.integer("delay_warning", d.MONITOR_DELAY_WARNING, d.MONITOR_DELAY_WARNING_RANGE)
         recovery = _read_recovery(r, target, known)
-        if spec is None:
-            r.skip()
-            params, per_server = {}, {}
-        else:
-            params, per_server = read_params(r, spec, known, servers)
-            if name in (params.get("monitors") or ()) and spec.param("monitors"):
-                r.error("monitors", f'monitor "{name}" cannot include itself')
+        params, per_server = read_params(r, spec, known, servers)
+        if spec is not None and spec.param("monitors") and name in (params.get("monitors") or ()):
+            r.error("monitors", f'monitor "{name}" cannot include itself')
         r.finish()
         if name is not None:
             monitors.append(

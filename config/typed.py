@@ -21,11 +21,8 @@ def read_heartbeats(top: Reader, known: Known, types: TypeTables) -> tuple[Heart
     for r, name in unique_names(top.elements("heartbeat", "heartbeat"), "heartbeat"):
         spec = read_type(r, "heartbeat", types.heartbeat)
         servers = read_servers(r, known)
-        params, per_server = {}, {}
-        if spec is None:
-            r.skip()
-        else:
-            params, per_server = read_params(r, spec, known, servers)
+        params, per_server = read_params(r, spec, known, servers)
+        if spec is not None:
             network = params.get("network")
             missing = [s for s in servers if network and network not in known.addresses.get(s, {})]
             if network in known.networks and missing:
@@ -55,11 +52,7 @@ def read_np(top: Reader, known: Known, types: TypeTables) -> tuple[NpResource, .
     for r, name in unique_names(top.elements("np", "NP resource"), "NP resource"):
         spec = read_type(r, "np", types.np)
         servers = read_servers(r, known)
-        params, per_server = {}, {}
-        if spec is None:
-            r.skip()
-        else:
-            params, per_server = read_params(r, spec, known, servers)
+        params, per_server = read_params(r, spec, known, servers)
         r.finish()
         if name is not None and spec is not None:
             resources.append(NpResource(name, spec.name, servers, params, per_server))
@@ -71,11 +64,7 @@ def read_alerts(top: Reader, known: Known, types: TypeTables) -> tuple[AlertDest
     for r, name in unique_names(top.elements("alert", "alert"), "alert"):
         spec = read_type(r, "alert", types.alert)
         min_level = r.choice("min_level", d.ALERT_LEVELS, d.ALERT_MIN_LEVEL)
-        params = {}
-        if spec is None:
-            r.skip()
-        else:
-            params, _ = read_params(r, spec, known, tuple(known.servers))
+        params, _ = read_params(r, spec, known, tuple(known.servers))
         r.finish()
         if name is not None and spec is not None:
             alerts.append(AlertDestination(name, spec.name, min_level, params))

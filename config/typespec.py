@@ -178,9 +178,13 @@ def read_type(reader: Reader, kind: str, table: Mapping[str, TypeSpec]) -> TypeS
 
 
 def read_params(
-    reader: Reader, spec: TypeSpec, known: Known, servers: tuple[str, ...]
+    reader: Reader, spec: TypeSpec | None, known: Known, servers: tuple[str, ...]
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """(params, per_server) of an item of type `spec`; `servers` are the servers it runs on."""
+    """(params, per_server) of an item of type `spec`; `servers` are the servers it runs on.
+    Without a (valid) type the parameters cannot be checked: they are skipped, ({}, {})."""
+    if spec is None:
+        reader.skip()
+        return {}, {}
     params = {
         p.name: read_value(reader, p, known, required=p.required and not p.per_server)
         for p in spec.params
