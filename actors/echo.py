@@ -1,7 +1,9 @@
 """The trivial actor: ticks on the bus and answers requests. Used by the demo and the tests.
 
 Arguments (all optional): `interval` (seconds or a duration string, default 1s) between
-`echo.<name>.tick` events. Requests: `echo` (returns its body), `info` (pid and tick count),
+`echo.<name>.tick` events; `fail_start` (true: raise in on_start, for crash-loop tests).
+Every echo actor answers an `echo.ping` event with `echo.<name>.pong` carrying the same body.
+Requests: `echo` (returns its body), `info` (pid and tick count),
 `exit {code}` (ends the process with that exit code — how tests exercise the exit-code contract),
 `block {seconds}` (blocks the event loop, as a hung actor does).
 """
@@ -14,11 +16,18 @@ from typing import Any
 
 from actors.base import Actor
 from bus import topics
+from bus.envelope import Envelope
 from bus.rpc import Handler, RequestError
 from config.durations import parse_duration
 
 
 class EchoActor(Actor):
+    subscriptions = (topics.ECHO_PING,)
+
+    async def on_receive(self, env: Envelope) -> None:
+        if env.topic == topics.ECHO_PING:
+            self.publish(topics.echo_pong(self.name), env.body)
+
     async def on_start(self) -> None:
         interval = self.args.get("interval", 1.0)
         self.interval = parse_duration(interval) if isinstance(interval, str) else float(interval)

@@ -191,7 +191,11 @@ async def _beat(ctx: ActorContext) -> None:
     interval = ctx.launch.beat_interval
     while True:
         n += 1
-        ctx.bus.publish(topics.actor_beat(ctx.launch.name), {"pid": pid, "n": n})
+        # The beat also carries what the actor's bus dropped, so `haven status` can show it.
+        ctx.bus.publish(
+            topics.actor_beat(ctx.launch.name),
+            {"pid": pid, "n": n, "dropped": ctx.bus.dropped.total},
+        )
         await asyncio.sleep(interval)
 
 

@@ -25,5 +25,12 @@ def echo_tick(name: str) -> str:
     return f"echo.{name}.tick"
 
 
+ECHO_PING = "echo.ping"
+
+
+def echo_pong(name: str) -> str:
+    return f"echo.{name}.pong"
+
+
 def split(topic: str) -> list[str]:
     return topic.split(".")

@@ -48,6 +48,7 @@ class Child:
     launched_at: float = 0.0  # monotonic
     last_beat: float = 0.0  # monotonic
     last_exit: str = ""
+    bus_dropped: int = 0  # frames the actor's bus connection dropped, from its last beat
     since: float = 0.0  # wall clock of the last transition, for display only
     stop_requested: bool = False
     kill_reason: str = ""

@@ -367,6 +367,9 @@ class Node:
         if child.pid is None or env.body.get("pid") != child.pid:
             return  # a late beat of a previous incarnation
         child.last_beat = time.monotonic()
+        dropped = env.body.get("dropped")
+        if isinstance(dropped, int):
+            child.bus_dropped = dropped
         if child.state is ChildState.STARTING:
             self._set_state(child, ChildState.RUNNING)
             self._settled[name].set()
@@ -476,6 +479,7 @@ class Node:
                     "last_beat_age": round(now - c.last_beat, 3) if c.last_beat else None,
                     "last_exit": c.last_exit or None,
                     "since": c.since or None,
+                    "bus_dropped": c.bus_dropped,
                 }
                 for c in self.children.values()
             ],
