@@ -1,7 +1,8 @@
 """The trivial actor: ticks on the bus and answers requests. Used by the demo and the tests.
 
 Arguments (all optional): `interval` (seconds or a duration string, default 1s) between
-`echo.<name>.tick` events; `fail_start` (true: raise in on_start, for crash-loop tests).
+`echo.<name>.tick` events; `fail_start` (true: raise in on_start, for crash-loop tests);
+`start_delay` (seconds on_start takes, as a slow start does).
 Every echo actor answers an `echo.ping` event with `echo.<name>.pong` carrying the same body.
 Requests: `echo` (returns its body), `info` (pid and tick count),
 `exit {code}` (ends the process with that exit code — how tests exercise the exit-code contract),
@@ -10,6 +11,7 @@ Requests: `echo` (returns its body), `info` (pid and tick count),
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
@@ -31,6 +33,7 @@ class EchoActor(Actor):
     async def on_start(self) -> None:
         interval = self.args.get("interval", 1.0)
         self.interval = parse_duration(interval) if isinstance(interval, str) else float(interval)
+        await asyncio.sleep(float(self.args.get("start_delay", 0)))
         if self.args.get("fail_start"):
             raise RuntimeError("told to fail at start (fail_start)")
         self.ticks = 0

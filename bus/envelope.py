@@ -70,14 +70,14 @@ def decode(frame: bytes, max_bytes: int = MAX_FRAME_BYTES) -> Envelope:
             strict_map_key=True,
             use_list=True,
             ext_hook=_refuse_ext,
-            timestamp=0,
+            timestamp=1,  # the Timestamp extension (-1) bypasses ext_hook; make it a plain float
         )
     except Exception:  # msgpack raises many types on garbage; all mean "not an envelope"
         raise EnvelopeError("undecodable frame") from None
     if not isinstance(obj, list) or len(obj) != len(_FIELDS):
         raise EnvelopeError("frame is not a 6-field envelope")
     v, topic, sender, seq, wall, body = obj
-    if v != VERSION or isinstance(v, bool):
+    if type(v) is not int or v != VERSION:
         raise EnvelopeError("unsupported envelope version")
     if not isinstance(topic, str) or not topic or len(topic.encode()) > MAX_TOPIC_BYTES:
         raise EnvelopeError("bad topic")

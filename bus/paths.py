@@ -6,11 +6,14 @@ fit is replaced by a digest, and a state directory too deep for even that is ref
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 
 _SUN_PATH_MAX = 107
+_DIGEST_CHARS = 16  # a service name too long for a socket path becomes s-<16 hex digits>
 
 
 class StateDirError(OSError):
@@ -26,8 +29,9 @@ class NodePaths:
         return os.path.join(self.state_dir, "bus")
 
     @property
-    def pid_file(self) -> str:
-        return os.path.join(self.state_dir, "node.pid")
+    def lock_file(self) -> str:
+        """Held (flock) by the running node; holds its pid."""
+        return os.path.join(self.state_dir, "node.lock")
 
     @property
     def log_dir(self) -> str:
@@ -46,8 +50,8 @@ class NodePaths:
     def service_endpoint(self, service: str) -> str:
         """The ROUTER endpoint of a service (the supervisor's is "node")."""
         name = "s-" + service
-        if len(os.path.join(self.bus_dir, name)) > _SUN_PATH_MAX or "/" in service:
-            name = "s-" + hashlib.sha256(service.encode()).hexdigest()[:16]
+        if "/" in service or len(os.path.join(self.bus_dir, name).encode()) > _SUN_PATH_MAX:
+            name = "s-" + hashlib.sha256(service.encode()).hexdigest()[:_DIGEST_CHARS]
         return self._ipc(name)
 
     def _ipc(self, name: str) -> str:
@@ -59,15 +63,34 @@ class NodePaths:
             )
         return "ipc://" + path
 
-    def ipc_files(self) -> list[str]:
+    def node_running(self) -> bool:
+        """Whether a node holds this state directory's lock (the sockets may be stale)."""
         try:
-            return [os.path.join(self.bus_dir, n) for n in os.listdir(self.bus_dir)]
+            fd = os.open(self.lock_file, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # also releases a shared lock we got
+        return False
+
+    def socket_files(self) -> list[str]:
+        """The unix socket files in the bus directory (nothing else there is ours to touch)."""
+        try:
+            names = os.listdir(self.bus_dir)
         except FileNotFoundError:
             return []
+        paths = (os.path.join(self.bus_dir, n) for n in names)
+        return [p for p in paths if stat.S_ISSOCK(os.lstat(p).st_mode)]
 
     def prepare(self) -> None:
-        """Create the state and bus directories with mode 0700 (sockets are the node's control)."""
-        for d in (self.state_dir, self.bus_dir, self.log_dir):
+        """Create the directories; the bus directory is mode 0700, since its sockets are the
+        node's control. An existing state directory keeps its mode (it may be shared)."""
+        self._ipc("s-" + "0" * _DIGEST_CHARS)  # the longest name we make: fail early, clearly
+        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        for d in (self.bus_dir, self.log_dir):
             os.makedirs(d, mode=0o700, exist_ok=True)
-            os.chmod(d, 0o700)
-        self._ipc("sub")  # fail early on a too-long path
+        os.chmod(self.bus_dir, 0o700)

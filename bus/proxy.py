@@ -12,6 +12,7 @@ import threading
 
 import zmq
 
+from bus.envelope import MAX_FRAME_BYTES
 from bus.paths import NodePaths
 
 
@@ -42,6 +43,9 @@ class Proxy:
         control = self._ctx.socket(zmq.PAIR)
         for s in (xsub, xpub, control):
             s.linger = 0
+        # A publisher sending a frame over the envelope limit is disconnected by libzmq here,
+        # at the entrance, instead of every subscriber receiving it in full only to drop it.
+        xsub.maxmsgsize = MAX_FRAME_BYTES + 4096
         try:
             xsub.bind(self._paths.publish_endpoint)
             xpub.bind(self._paths.subscribe_endpoint)

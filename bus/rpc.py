@@ -10,6 +10,7 @@ logged by the service), so a caller is never left waiting because a handler cras
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -63,7 +64,11 @@ class Service:
         self._sock = ctx.socket(zmq.ROUTER)
         self._sock.linger = 0
         self._sock.router_mandatory = False
+        self._sock.maxmsgsize = envelope.MAX_FRAME_BYTES + 4096  # libzmq drops bigger peers
         self._sock.bind(endpoint)
+        # Remember which file we bound: on close we remove it only if it is still ours (a
+        # replacement process may have bound the same path since).
+        self._bound_inode = _inode(endpoint)
 
     async def serve(self) -> None:
         while True:
@@ -80,11 +85,16 @@ class Service:
                 continue
             body = await self._dispatch(req)
             self._seq += 1
-            reply = envelope.make(REPLY_TOPIC, self.sender, self._seq, body)
             try:
-                await self._sock.send_multipart(
-                    [identity, b"", envelope.encode(reply)], flags=zmq.NOBLOCK
+                payload = envelope.encode(envelope.make(REPLY_TOPIC, self.sender, self._seq, body))
+            except (TypeError, ValueError, OverflowError) as exc:
+                log.error("reply could not be encoded", method=req.topic, error=repr(exc))
+                message = f"internal error: the result of {req.topic!r} could not be encoded"
+                payload = envelope.encode(
+                    envelope.make(REPLY_TOPIC, self.sender, self._seq, error(message, req.seq))
                 )
+            try:
+                await self._sock.send_multipart([identity, b"", payload], flags=zmq.NOBLOCK)
             except zmq.Again:
                 self.dropped.drop("reply queue full")
 
@@ -106,12 +116,18 @@ class Service:
 
     def close(self) -> None:
         self._sock.close()
-        path = self.endpoint.removeprefix("ipc://")
-        if self.endpoint.startswith("ipc://"):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        if self._bound_inode is not None and _inode(self.endpoint) == self._bound_inode:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.endpoint.removeprefix("ipc://"))
+
+
+def _inode(endpoint: str) -> int | None:
+    if not endpoint.startswith("ipc://"):
+        return None
+    try:
+        return os.stat(endpoint.removeprefix("ipc://")).st_ino
+    except FileNotFoundError:
+        return None
 
 
 def _unwrap(body: dict[str, Any], method: str) -> Any:

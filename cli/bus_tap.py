@@ -7,11 +7,13 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 import zmq
 
 from bus import envelope
 from bus.envelope import EnvelopeError
+from cli.args import count, seconds
 from cli.nodeclient import node_paths
 from cli.statedir import add_state_dir_argument, resolve_state_dir
 
@@ -24,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     tap.add_argument("prefix", nargs="?", default="", help="topic prefix, e.g. actor. (all)")
     add_state_dir_argument(tap)
     tap.add_argument("--json", action="store_true", help="one JSON object per line")
-    tap.add_argument("--count", type=int, default=0, help="stop after N events")
-    tap.add_argument("--timeout", type=float, default=0.0, help="stop after S seconds")
+    tap.add_argument("--count", type=count, default=0, help="stop after N events")
+    tap.add_argument("--timeout", type=seconds, default=0.0, help="stop after S seconds")
     tap.set_defaults(func=cmd_tap)
 
 
@@ -40,11 +42,11 @@ def cmd_tap(args: argparse.Namespace) -> int:
     seen = dropped = 0
     try:
         while not args.count or seen < args.count:
-            wait = 1000 if deadline is None else int((deadline - time.monotonic()) * 1000)
-            if deadline is not None and wait <= 0:
+            wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+            if wait <= 0:
                 break
-            if not sock.poll(min(wait, 1000)):
-                if not os.path.exists(paths.subscribe_endpoint.removeprefix("ipc://")):
+            if not sock.poll(int(wait * 1000)):
+                if not paths.node_running():
                     print("haven: the node has stopped", file=sys.stderr)
                     return 1
                 continue
@@ -57,6 +59,8 @@ def cmd_tap(args: argparse.Namespace) -> int:
             print(format_event(env, args.json), flush=True)
     except KeyboardInterrupt:
         pass
+    except BrokenPipeError:  # `haven bus tap | head`: the reader is gone, and so are we
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         sock.close()
         ctx.term()
@@ -66,6 +70,7 @@ def cmd_tap(args: argparse.Namespace) -> int:
 
 
 def format_event(env: envelope.Envelope, as_json: bool) -> str:
+    body = _printable(env.body)
     if as_json:
         return json.dumps(
             {
@@ -73,9 +78,27 @@ def format_event(env: envelope.Envelope, as_json: bool) -> str:
                 "sender": env.sender,
                 "seq": env.seq,
                 "time": env.time,
-                "body": env.body,
-            },
-            default=repr,
+                "body": body,
+            }
         )
-    stamp = time.strftime("%H:%M:%S", time.localtime(env.time)) + f".{int(env.time % 1 * 1000):03d}"
-    return f"{stamp}  {env.topic:<28} {env.sender}#{env.seq}  {json.dumps(env.body, default=repr)}"
+    try:
+        stamp = time.strftime("%H:%M:%S", time.localtime(env.time))
+        stamp += f".{int(env.time % 1 * 1000):03d}"
+    except (OverflowError, OSError, ValueError):
+        stamp = f"{env.time!r:>12}"
+    return f"{stamp}  {env.topic:<28} {env.sender}#{env.seq}  {json.dumps(body)}"
+
+
+def _printable(value: Any) -> Any:
+    """What JSON can show of a body: byte strings and odd keys become text, never an error."""
+    if isinstance(value, dict):
+        return {
+            str(k) if not isinstance(k, bytes) else k.hex(): _printable(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, float) and not (value == value and abs(value) != float("inf")):
+        return repr(value)
+    return value

@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from actors import logs
     from config import ConfigError, load_config
     from supervisor.children import child_specs
-    from supervisor.node import Node, NodeAlreadyRunning
+    from supervisor.node import Node, NodeAlreadyRunning, StateDirUnusable
     from supervisor.spec import SupervisorSettings
 
     try:
@@ -84,7 +84,5 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     try:
         return Node(settings, child_specs(cfg, server)).run()
-    except NodeAlreadyRunning as exc:
+    except (NodeAlreadyRunning, StateDirUnusable) as exc:
         raise UserError(str(exc)) from None
-    except OSError as exc:
-        raise UserError(f"cannot use state directory {settings.state_dir}: {exc}") from None

@@ -16,10 +16,15 @@ def node_paths(state_dir: str) -> NodePaths:
         endpoint = paths.service_endpoint("node")
     except StateDirError as exc:
         raise UserError(str(exc)) from None
-    if not os.path.exists(endpoint.removeprefix("ipc://")):
+    if not paths.node_running():
+        stale = (
+            " (it stopped uncleanly: its sockets are stale)"
+            if os.path.exists(endpoint.removeprefix("ipc://"))
+            else ""
+        )
         raise UserError(
-            f"no node is running with state directory {state_dir} "
-            "(start one with `haven node run`, or pass --state-dir / set HAVEN_STATE_DIR)"
+            f"no node is running with state directory {state_dir}{stale}; start one with "
+            "`haven node run`, or pass --state-dir / set HAVEN_STATE_DIR"
         )
     return paths
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from cli.args import seconds
 from cli.nodeclient import request
 from cli.statedir import add_state_dir_argument, resolve_state_dir
 
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="show the cluster and this node's actors")
     add_state_dir_argument(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the node")
+    p.add_argument("--timeout", type=seconds, default=5.0, help="seconds to wait for the node")
     p.set_defaults(func=cmd_status)
 
 

@@ -92,7 +92,32 @@ def _read_actors(
         restart = r.choice("restart", d.RESTART_TYPES, d.ACTOR_RESTART)
         own_stop = r.duration("stop_timeout", stop_timeout, d.NODE_STOP_TIMEOUT_RANGE)
         args = r.table("args", {})
+        odd = _not_plain(args)
+        if odd is not None:
+            r.error(
+                "args",
+                f"{odd}: only strings, numbers, booleans, arrays and tables can be "
+                "passed to an actor",
+            )
+            args = {}
         r.finish()
         if name is not None and kind is not None:
             actors.append(NodeActor(name, kind, critical, restart, own_stop, args))
     return tuple(actors)
+
+
+def _not_plain(value: object, where: str = "args") -> str | None:
+    """The place of the first value an actor cannot receive (TOML dates and times), or None."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _not_plain(v, f"{where}.{k}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _not_plain(v, f"{where}[{i}]")
+            if found:
+                return found
+    elif not isinstance(value, (str, int, float, bool)):
+        return f"{where} is a {type(value).__name__}"
+    return None

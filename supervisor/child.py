@@ -50,8 +50,10 @@ class Child:
     last_exit: str = ""
     bus_dropped: int = 0  # frames the actor's bus connection dropped, from its last beat
     since: float = 0.0  # wall clock of the last transition, for display only
+    reason: str = ""  # why the last transition happened
     stop_requested: bool = False
     kill_reason: str = ""
+    killed_at: float = 0.0  # monotonic time of our SIGKILL
     pending_restart: object | None = field(default=None, repr=False)
 
     def transition(self, new: ChildState) -> ChildState:

@@ -31,7 +31,11 @@ _MAX_MSG = 1 << 16
 
 
 class LaunchError(RuntimeError):
-    pass
+    """This actor could not be launched (the launcher itself may still be fine)."""
+
+
+class TemplateGone(LaunchError):
+    """The template process is dead or stuck: use another launcher from now on."""
 
 
 class SpawnLauncher:
@@ -40,8 +44,11 @@ class SpawnLauncher:
     def launch(self, launch: ActorLaunch) -> int:
         # The launch travels in the environment, not argv: `ps` shows argv to every user.
         argv = [sys.executable, "-m", "actors.runtime", launch.name]
-        env = {**os.environ, LAUNCH_ENV: json.dumps(launch.to_dict())}
-        return os.posix_spawn(sys.executable, argv, env)
+        try:
+            env = {**os.environ, LAUNCH_ENV: json.dumps(launch.to_dict())}
+            return os.posix_spawn(sys.executable, argv, env)
+        except (TypeError, ValueError, OSError) as exc:
+            raise LaunchError(f"could not spawn: {exc}") from exc
 
     def close(self) -> None:
         pass
@@ -72,22 +79,31 @@ class TemplateLauncher:
 
     def launch(self, launch: ActorLaunch) -> int:
         if self._sock is None:
-            raise LaunchError("template process is not running")
+            raise TemplateGone("template process is not running")
         try:
-            self._sock.settimeout(5.0)
-            self._sock.send(msgpack.packb(launch.to_dict()))
+            request = msgpack.packb(launch.to_dict())
+        except (TypeError, ValueError) as exc:
+            raise LaunchError(f"launch arguments cannot be sent: {exc}") from exc
+        try:
+            # A fork answers in milliseconds; the event loop waits on this, so keep it short.
+            self._sock.settimeout(1.0)
+            self._sock.send(request)
             reply = msgpack.unpackb(self._sock.recv(_MAX_MSG))
         except Exception as exc:  # EOF, EPIPE, a timeout, garbage: the template is unusable
-            raise LaunchError(f"template process did not answer: {exc}") from exc
-        if not isinstance(reply, dict) or "pid" not in reply:
-            raise LaunchError(f"template process refused: {reply!r}")
-        return int(reply["pid"])
+            raise TemplateGone(f"template process did not answer: {exc!r}") from exc
+        if not isinstance(reply, dict) or not isinstance(reply.get("pid"), int):
+            raise LaunchError(f"template process could not fork: {reply.get('error', reply)!r}")
+        return reply["pid"]
 
-    def close(self) -> None:
-        """Close the template's channel; it exits on EOF and the caller reaps it."""
+    def close(self, kill: bool = False) -> None:
+        """Close the template's channel: it exits on EOF (or at once with `kill`); the caller
+        reaps it."""
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        if kill and self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
 
 
 def _template_main(sock: socket.socket) -> None:
@@ -95,7 +111,9 @@ def _template_main(sock: socket.socket) -> None:
     fd = sock.fileno()
     os.closerange(3, fd)
     os.closerange(fd + 1, 65536)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # it ends when the supervisor closes the channel
+    # It ends when the supervisor closes the channel, not on a terminal's Ctrl-C or hang-up.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from actors import registry, runtime  # noqa: F401  (already imported: forked from the supervisor)
 
     registry.preload()

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import stat
 import time
 from typing import Any
 
@@ -24,21 +25,26 @@ from actors.launch import ActorLaunch
 from bus import topics
 from bus.connection import BusConnection
 from bus.envelope import Envelope
-from bus.paths import NodePaths
+from bus.paths import NodePaths, StateDirError
 from bus.proxy import Proxy
 from bus.rpc import Service
 from supervisor import node_actions, reaper
 from supervisor.child import Child, ChildState
 from supervisor.intensity import RestartIntensity, backoff_delay
-from supervisor.launcher import LaunchError, SpawnLauncher, TemplateLauncher
+from supervisor.launcher import LaunchError, SpawnLauncher, TemplateGone, TemplateLauncher
 from supervisor.node_actions import NodeAction
 from supervisor.spec import ChildSpec, Restart, SupervisorSettings
 from supervisor.systemd import Notifier
 
 SUPERVISOR = "supervisor"
+UNKILLABLE_AFTER = 5.0  # seconds after SIGKILL: a process still there is stuck in the kernel
 
 
 class NodeAlreadyRunning(RuntimeError):
+    pass
+
+
+class StateDirUnusable(RuntimeError):
     pass
 
 
@@ -66,8 +72,15 @@ class Node:
     # entry point -------------------------------------------------------------------------------
     def run(self) -> int:
         """Run in the foreground until SIGTERM/SIGINT or an escalation; returns the exit status."""
-        self.paths.prepare()
-        self._take_lock()
+        try:
+            self.paths.prepare()
+            self._take_lock()
+        except StateDirError as exc:
+            raise StateDirUnusable(str(exc)) from None
+        except OSError as exc:
+            raise StateDirUnusable(
+                f"cannot use state directory {self.paths.state_dir}: {exc.strerror or exc}"
+            ) from None
         try:
             self._clear_stale_sockets()
             self._launcher = self._make_launcher()
@@ -95,14 +108,14 @@ class Node:
         template.start()  # before any ZeroMQ context exists in this process
         return template
 
-    def _close_launcher(self) -> None:
+    def _close_launcher(self, kill: bool = False) -> None:
         launcher, self._launcher = self._launcher, None
         if isinstance(launcher, TemplateLauncher) and launcher.pid is not None:
-            launcher.close()
+            launcher.close(kill)
             _wait_pid(launcher.pid, 2.0)
 
     def _take_lock(self) -> None:
-        fd = os.open(os.path.join(self.paths.state_dir, "node.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.paths.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -122,7 +135,7 @@ class Node:
 
     def _clear_stale_sockets(self) -> None:
         # We hold the lock, so any socket file left here belongs to a node that died.
-        for path in self.paths.ipc_files():
+        for path in self.paths.socket_files():
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 os.unlink(path)
 
@@ -196,14 +209,23 @@ class Node:
 
     # starting and stopping children ------------------------------------------------------------
     async def _start_all(self) -> None:
-        """Start in order; each child gets up to its start timeout to beat before the next."""
+        """Start in order: the next child starts once this one runs (or has been given up on,
+        or its start timeout has passed); a stop request ends the wait at once."""
         for child in self.children.values():
             if self._stop.is_set():
                 return
             self._launch(child)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(child.spec.start_timeout):
-                    await self._settled[child.spec.name].wait()
+            waits = [
+                asyncio.ensure_future(self._settled[child.spec.name].wait()),
+                asyncio.ensure_future(self._stop.wait()),
+            ]
+            try:
+                await asyncio.wait(
+                    waits, timeout=child.spec.start_timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for w in waits:
+                    w.cancel()
 
     def _launch(self, child: Child) -> None:
         child.pending_restart = None
@@ -221,20 +243,19 @@ class Node:
             log_format=self.settings.log_format,
             supervisor_pid=os.getpid(),
         )
-        assert self._launcher is not None
-        try:
-            pid = self._launcher.launch(launch)
-        except LaunchError as exc:
-            self.log.error("template launcher failed; falling back to fresh spawns", error=str(exc))
-            self._close_launcher()
-            self._launcher = SpawnLauncher()
-            pid = self._launcher.launch(launch)
-        child.pid = pid
         child.launched_at = time.monotonic()
         child.last_beat = 0.0
         child.kill_reason = ""
+        child.killed_at = 0.0
         self._settled[spec.name].clear()
         self._exited[spec.name].clear()
+        try:
+            pid = self._spawn(launch)
+        except LaunchError as exc:
+            self._set_state(child, ChildState.STARTING)
+            self._on_exit(child, -1, why=f"could not be launched: {exc}")
+            return
+        child.pid = pid
         self._set_state(child, ChildState.STARTING)
         try:
             child.pidfd = os.pidfd_open(pid)
@@ -243,6 +264,19 @@ class Node:
             self._on_exit(child, -1)
             return
         asyncio.get_running_loop().add_reader(child.pidfd, self._on_pidfd, child)
+
+    def _spawn(self, launch: ActorLaunch) -> int:
+        assert self._launcher is not None
+        try:
+            return self._launcher.launch(launch)
+        except TemplateGone as exc:
+            self.log.error(
+                "template process gone; actors start as fresh interpreters from now on",
+                error=str(exc),
+            )
+            self._close_launcher(kill=True)
+            self._launcher = SpawnLauncher()
+            return self._launcher.launch(launch)
 
     def _on_pidfd(self, child: Child) -> None:
         assert child.pidfd is not None and child.pid is not None
@@ -303,44 +337,57 @@ class Node:
         reaper.reap_strays(set())
 
     # exits, restarts, escalation ---------------------------------------------------------------
-    def _on_exit(self, child: Child, code: int) -> None:
+    def _on_exit(self, child: Child, code: int, why: str = "") -> None:
         name = child.spec.name
         child.pid = None
-        child.last_exit = _describe_exit(code, child.kill_reason)
+        child.last_exit = why or _describe_exit(code, child.kill_reason)
         self._exited[name].set()
-        self._settled[name].set()
+        self._remove_service_socket(name)  # a killed actor cannot remove its own
+        if code == exitcodes.PANIC:  # honoured even while stopping: the actor found us unsafe
+            self._give_up(child, child.last_exit, escalate=False)
+            self._escalate(NodeAction.PANIC, f"actor {name!r} asked to self-fence")
+            return
+        if child.state is ChildState.FAILED:
+            return  # given up on already (it would not die); nothing to restart
         if child.stop_requested or self._stop.is_set():
             self._set_state(child, ChildState.STOPPED, child.last_exit)
             return
         self.log.warning("actor exited", name=name, exit=child.last_exit)
         if code == exitcodes.FATAL:
-            self._set_state(child, ChildState.FAILED, child.last_exit)
+            self._give_up(child, child.last_exit, escalate=False)
             self._escalate(NodeAction.STOP_SERVICE, f"actor {name!r} exited fatal")
-            return
-        if code == exitcodes.PANIC:
-            self._set_state(child, ChildState.FAILED, child.last_exit)
-            self._escalate(NodeAction.PANIC, f"actor {name!r} asked to self-fence")
             return
         restart = child.spec.restart
         if restart is Restart.TEMPORARY or (restart is Restart.TRANSIENT and code == 0):
-            state = ChildState.STOPPED if code == 0 else ChildState.FAILED
-            self._set_state(child, state, child.last_exit)
+            if code == 0:
+                self._set_state(child, ChildState.STOPPED, child.last_exit)
+            else:
+                self._give_up(child, child.last_exit)
             return
         if not child.intensity.record(time.monotonic()):
-            reason = (
-                f"more than {child.intensity.max_restarts} restarts in {child.intensity.window:g}s"
-            )
-            self._set_state(child, ChildState.FAILED, reason)
-            if child.spec.critical:
-                self._escalate(
-                    NodeAction(self.settings.on_critical_failure),
-                    f"critical actor {name!r} failed: {reason}",
-                )
+            n, window = child.intensity.max_restarts, child.intensity.window
+            self._give_up(child, f"more than {n} restarts in {window:g}s")
             return
         delay = backoff_delay(child.intensity.recent)
         child.restarts += 1
         self._set_state(child, ChildState.RESTARTING, child.last_exit)
         child.pending_restart = asyncio.get_running_loop().call_later(delay, self._launch, child)
+
+    def _give_up(self, child: Child, reason: str, escalate: bool = True) -> None:
+        """Mark a child failed; for a critical one, that is the node's problem too."""
+        if child.state is not ChildState.FAILED:
+            self._set_state(child, ChildState.FAILED, reason)
+        if escalate and child.spec.critical:
+            self._escalate(
+                NodeAction(self.settings.on_critical_failure),
+                f"critical actor {child.spec.name!r} failed: {reason}",
+            )
+
+    def _remove_service_socket(self, name: str) -> None:
+        path = self.paths.service_endpoint(name).removeprefix("ipc://")
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)
 
     def _escalate(self, action: NodeAction, reason: str) -> None:
         self.log.error("escalating to a node-level action", action=str(action), reason=reason)
@@ -372,7 +419,6 @@ class Node:
             child.bus_dropped = dropped
         if child.state is ChildState.STARTING:
             self._set_state(child, ChildState.RUNNING)
-            self._settled[name].set()
 
     async def _patrol(self) -> None:
         """Hang detection, the systemd watchdog, and reaping of strays, a few times per beat."""
@@ -389,6 +435,15 @@ class Node:
     def _check_liveness(self, child: Child, now: float) -> None:
         if child.pid is None or child.stop_requested:
             return
+        if child.kill_reason:
+            if now - child.killed_at > UNKILLABLE_AFTER and child.state is not ChildState.FAILED:
+                self.log.error(
+                    "actor survives SIGKILL (uninterruptible sleep?)",
+                    name=child.spec.name,
+                    pid=child.pid,
+                )
+                self._give_up(child, f"pid {child.pid} did not die after SIGKILL")
+            return
         silent = now - child.last_beat
         if child.state is ChildState.RUNNING and silent > self.settings.beat_timeout:
             self._kill_hung(child, f"hung: no beat for {silent:.1f}s")
@@ -403,6 +458,7 @@ class Node:
             return  # already killed, the exit is on its way
         self.log.warning("killing actor", name=child.spec.name, reason=reason)
         child.kill_reason = reason
+        child.killed_at = time.monotonic()
         with contextlib.suppress(ProcessLookupError):
             assert child.pid is not None
             os.kill(child.pid, signal.SIGKILL)
@@ -426,6 +482,9 @@ class Node:
     # publishing and status ---------------------------------------------------------------------
     def _set_state(self, child: Child, new: ChildState, reason: str = "") -> None:
         old = child.transition(new)
+        child.reason = reason
+        if new in (ChildState.RUNNING, ChildState.FAILED, ChildState.STOPPED):
+            self._settled[child.spec.name].set()  # what an ordered start waits for
         body = {
             "state": str(new),
             "previous": str(old),
@@ -479,6 +538,7 @@ class Node:
                     "last_beat_age": round(now - c.last_beat, 3) if c.last_beat else None,
                     "last_exit": c.last_exit or None,
                     "since": c.since or None,
+                    "reason": c.reason or None,
                     "bus_dropped": c.bus_dropped,
                 }
                 for c in self.children.values()
@@ -497,20 +557,22 @@ def _describe_exit(code: int, kill_reason: str) -> str:
     return f"{what}: {kill_reason}" if kill_reason else what
 
 
-def _wait_pid(pid: int, timeout: float) -> None:
-    """Reap `pid`, killing it if it outlives `timeout` (blocking; used only on the way out)."""
+def _wait_pid(pid: int, timeout: float) -> bool:
+    """Reap `pid`, SIGKILLing it if it outlives `timeout`; blocking, used only on the way out.
+    False if even SIGKILL did not end it within a second (stuck in the kernel)."""
     deadline = time.monotonic() + timeout
+    killed = False
     while True:
         try:
             done, _ = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
-            return
+            return True
         if done:
-            return
+            return True
         if time.monotonic() > deadline:
+            if killed:
+                return False
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-            return
+            killed, deadline = True, time.monotonic() + 1.0
         time.sleep(0.01)

@@ -35,7 +35,10 @@ def after_stop(action: NodeAction, lab: bool) -> str:
     verb = "poweroff" if action is NodeAction.SHUTDOWN else "reboot"
     if lab:
         return f"lab: the OS would {verb} now (not done in the lab)"
-    subprocess.run(["systemctl", verb], check=False, timeout=30)
+    try:
+        subprocess.run(["systemctl", verb], check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"could not request the OS {verb}: {exc}"
     return f"OS {verb} requested"
 
 

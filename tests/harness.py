@@ -118,7 +118,12 @@ class NodeProcess:
         return next(a for a in self.status()["actors"] if a["name"] == name)
 
     def wait_running(self, timeout: float = 15.0) -> dict[str, Any]:
-        """Until the node answers and reports itself running (bounded; the node is starting)."""
+        """Until the node answers and reports itself running."""
+        return self.wait_status(lambda s: s["node"]["state"] == "running", timeout)
+
+    def wait_status(self, predicate: Callable[[dict], bool], timeout: float = 15.0) -> dict:
+        """Until the node's status satisfies `predicate`. Polls (bounded): for states reached
+        while the node is still starting, before any test could have subscribed to events."""
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -127,12 +132,12 @@ class NodeProcess:
             if os.path.exists(self.paths.service_endpoint("node")[6:]):
                 try:
                     status = self.request("status", timeout=1.0)
-                    if status["node"]["state"] == "running":
+                    if predicate(status):
                         return status
                 except RequestError as exc:
                     last = exc
             time.sleep(0.05)
-        raise AssertionError(f"node not running within {timeout}s ({last}):\n{self.output()}")
+        raise AssertionError(f"status not reached within {timeout}s ({last}):\n{self.output()}")
 
     def watch(self, prefix: str = "") -> BusWatcher:
         return BusWatcher(self.paths, prefix)

@@ -85,3 +85,12 @@ def test_topic_frame_must_match_envelope() -> None:
 def test_sender_parts() -> None:
     env = envelope.make("t", "server one/echo", 1)
     assert (env.server, env.actor) == ("server one", "echo")
+
+
+def test_float_version_and_extension_types_are_refused() -> None:
+    with pytest.raises(EnvelopeError, match="version"):
+        envelope.decode(msgpack.packb([1.0, "t", "s/a", 1, 0.0, {}]))
+    with pytest.raises(EnvelopeError):
+        envelope.decode(msgpack.packb([1, "t", "s/a", 1, 0.0, {"x": msgpack.ExtType(5, b"a")}]))
+    env = envelope.decode(msgpack.packb([1, "t", "s/a", 1, 0.0, {"x": msgpack.Timestamp(7, 0)}]))
+    assert env.body == {"x": 7.0}  # a timestamp extension arrives as plain seconds

@@ -161,3 +161,28 @@ def test_reply_shape_is_one_shape() -> None:
     assert rpc.ok(5, 1) == {"ok": True, "result": 5, "re": 1}
     assert rpc.error("why", 2) == {"ok": False, "error": "why", "re": 2}
     assert envelope.VERSION == 1
+
+
+def test_unencodable_result_is_an_error_reply_and_the_service_lives_on(endpoint: str) -> None:
+    svc = ServiceThread(endpoint, {"odd": lambda body: {1, 2}, "echo": lambda body: body})
+    try:
+        with Client(endpoint, "test/cli") as client:
+            with pytest.raises(RequestError, match="could not be encoded"):
+                client.request("odd")
+            assert client.request("echo", {"after": 1}) == {"after": 1}
+    finally:
+        svc.stop()
+
+
+def test_close_does_not_remove_a_socket_another_service_bound_since(state_dir: str) -> None:
+    ep = f"ipc://{state_dir}/shared"
+    old = ServiceThread(ep, {"who": lambda body: "old"})
+    os.unlink(f"{state_dir}/shared")  # as when a node restarts and clears stale sockets
+    new = ServiceThread(ep, {"who": lambda body: "new"})
+    old.stop()
+    try:
+        assert os.path.exists(f"{state_dir}/shared")
+        with Client(ep, "test/cli") as client:
+            assert client.request("who") == "new"
+    finally:
+        new.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 from harness import REPO
 
@@ -99,3 +100,72 @@ def test_node_run_refuses_an_unknown_server(start_node, state_dir: str) -> None:
     )
     assert out.returncode == 2
     assert "'ghost' is not in the configuration" in out.stderr
+
+
+def test_status_of_a_node_that_died_says_so(start_node) -> None:
+    node = start_node(ECHO)
+    node.kill_all()
+    out = node.cli("status")
+    assert out.returncode == 2
+    assert "no node is running" in out.stderr and "stale" in out.stderr
+
+
+def test_absurd_timeouts_are_refused_in_one_line(start_node) -> None:
+    node = start_node(ECHO)
+    for args in (
+        ("status", "--timeout", "inf"),
+        ("bus", "tap", "--timeout", "1e300"),
+        ("bus", "tap", "--count", "-3"),
+    ):
+        out = node.cli(*args)
+        assert out.returncode == 2, args
+        assert "Traceback" not in out.stderr and "error:" in out.stderr
+
+
+def test_bus_tap_shows_odd_bodies_without_failing(start_node) -> None:
+    import zmq
+
+    from bus import envelope
+
+    node = start_node(ECHO)
+    tap = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "bus",
+            "tap",
+            "odd.",
+            "--count",
+            "1",
+            "--timeout",
+            "20",
+            "--state-dir",
+            node.state_dir,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.XPUB)
+    pub.linger = 1000
+    pub.connect(node.paths.publish_endpoint)
+    try:
+        deadline = time.monotonic() + 15
+        while tap.poll() is None and time.monotonic() < deadline:
+            # The tap subscribes once it has started; send until it has shown the event.
+            pub.send_multipart(
+                envelope.to_multipart(
+                    envelope.Envelope("odd.one", "t/x", 1, 1e300, {b"k": b"\x00\xff", "n": [1.5]})
+                )
+            )
+            time.sleep(0.2)
+        out, err = tap.communicate(timeout=10)
+    finally:
+        pub.close()
+        ctx.term()
+    assert tap.returncode == 0, err
+    assert "Traceback" not in err
+    assert "odd.one" in out and "00ff" in out

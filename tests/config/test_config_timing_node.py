@@ -217,3 +217,19 @@ def test_final_action_table_is_the_one_place() -> None:
     assert defaults.final_actions_for("node") == ("stop_service", "shutdown", "reboot", "panic")
     for name in defaults.DO_NOTHING_ACTIONS:
         assert "deactivation" in defaults.FINAL_ACTIONS[name].contexts
+
+
+def test_actor_args_must_be_plain_data_a_date_is_refused() -> None:
+    from config import check_text
+
+    text = (
+        '[cluster]\nname = "x"\n[[network]]\nname = "public"\nsubnet = "198.18.0.0/24"\n'
+        '[[server]]\nname = "a"\naddresses = { public = "198.18.0.1" }\n'
+        '[[node.actor]]\nname = "e"\nkind = "echo"\n'
+        'args = { ok = [1, "x"], deep = { d = 1979-05-27 } }\n'
+    )
+    cluster, issues = check_text(text, "t.toml")
+    assert cluster is None
+    assert [(i.path, "args.deep.d is a date" in i.message) for i in issues] == [
+        (("node", "actor", 0, "args"), True)
+    ]
