@@ -40,15 +40,16 @@ def render(status: dict) -> str:
         f"up {node['uptime']:.0f}s, launcher {node['launcher']}",
         "",
     ]
-    rows = [("ACTOR", "STATE", "PID", "RESTARTS", "LAST EXIT")]
+    rows = [("ACTOR", "STATE", "PID", "RESTARTS", "WHY / LAST EXIT")]
     for a in status["actors"]:
+        why = a.get("reason") if a["state"] in ("failed", "restarting") else a.get("last_exit")
         rows.append(
             (
                 a["name"] + (" *" if a.get("critical") else ""),
                 a["state"],
                 str(a["pid"] or "-"),
                 str(a["restarts"]),
-                a.get("last_exit") or "",
+                why or "",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
