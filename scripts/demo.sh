@@ -17,21 +17,27 @@ cleanup() {
 }
 trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-json() { python -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+# Print a field of `haven status --json` (empty while the node is not answering yet).
+field() {
+  haven status --json --timeout 1 2>/dev/null |
+    python -c "import json,sys
+try: d = json.load(sys.stdin); print($1)
+except ValueError: pass"
+}
 
 say "starting a node from config/examples/single.toml (state in $HAVEN_STATE_DIR)"
 haven node run --config config/examples/single.toml --lab --log-format json \
   >"$HAVEN_STATE_DIR/node.log" 2>&1 &
 node_pid=$!
 for _ in $(seq 100); do
-  state=$(haven status --json --timeout 1 2>/dev/null | json 'd["node"]["state"]' || true)
+  state=$(field 'd["node"]["state"]')
   [ "$state" = running ] && break
   sleep 0.1
 done
 haven status
 
-victim=$(haven status --json | json 'd["actors"][0]["name"]')
-pid=$(haven status --json | json 'd["actors"][0]["pid"]')
+victim=$(field 'd["actors"][0]["name"]')
+pid=$(field 'd["actors"][0]["pid"]')
 say "killing actor '$victim' (pid $pid) with SIGKILL; watching the bus"
 haven bus tap "actor.$victim.state" --count 3 --timeout 10 &
 tap=$!
