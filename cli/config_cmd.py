@@ -14,6 +14,7 @@ import os
 
 from cli.errors import UserError
 from config import check_config
+from config.clusterkey import ClusterKeyError, generate_cluster_key
 from config.issues import ERROR, WARNING, Issue
 
 
@@ -31,6 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("file", metavar="FILE", help="the configuration file (TOML)")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=run_check)
+    keygen = sub.add_parser(
+        "keygen",
+        help="create a new cluster key file (mode 0600; never overwrites)",
+        description="Create FILE with a new random cluster key. Copy it to every server.",
+    )
+    keygen.add_argument("file", metavar="FILE")
+    keygen.set_defaults(func=run_keygen)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -52,6 +60,15 @@ def run_check(args: argparse.Namespace) -> int:
             print(issue)
         print(_summary(path, errors, warnings))
     return 1 if errors else 0
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    try:
+        generate_cluster_key(args.file)
+    except ClusterKeyError as exc:
+        raise UserError(str(exc)) from None
+    print(f"{args.file}: new cluster key written (mode 0600); copy it to every server")
+    return 0
 
 
 def _as_json(path: str, errors: list[Issue], warnings: list[Issue]) -> dict:

@@ -34,11 +34,13 @@ HEARTBEAT_TYPES = _table(
         "lanhb",
         "LAN heartbeat (UDP)",
         (of_kind("network", "network", required=True), listen_port("port", 29002, "udp")),
+        implemented=True,
     ),
     TypeSpec(
         "lankhb",
         "robust LAN heartbeat (the original's kernel-mode LAN heartbeat, without a kernel module)",
         (of_kind("network", "network", required=True), listen_port("port", 29006, "udp")),
+        implemented=True,
     ),
     TypeSpec(
         "comhb",

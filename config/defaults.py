@@ -26,6 +26,8 @@ TIMING_PROFILES: dict[str, tuple[float, float]] = {
 }
 HEARTBEAT_INTERVAL_RANGE = (0.01, 30.0)
 HEARTBEAT_TIMEOUT_RANGE = (0.05, 600.0)
+HEARTBEAT_DELAY_WARNING = 50  # % of the timeout after which a late beat is a delay warning
+HEARTBEAT_DELAY_WARNING_RANGE = (1, 100)  # 100: never warn
 HEARTBEAT_SAFE_RATIO = 3  # timeout below 3 x interval: one late beat may cost a server (warning)
 STARTUP_WAIT = 300.0  # wait for the other servers at cluster start [UNVERIFIED] 5 min
 STARTUP_WAIT_RANGE = (0.0, 3600.0)

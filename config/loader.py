@@ -26,7 +26,7 @@ from config.node import read_node
 from config.reader import Reader
 from config.references import Known
 from config.timing import read_timing
-from config.topology import read_cluster_name, read_networks, read_ports, read_servers
+from config.topology import read_cluster, read_networks, read_ports, read_servers
 from config.typed import read_alerts, read_heartbeats, read_np
 from config.typespec import TypeTables
 
@@ -49,7 +49,7 @@ def validate(
     report = Report()
     known = Known(report)
     top = Reader(data, Where(), report)
-    name = read_cluster_name(top)
+    name, key_file = read_cluster(top)
     timing = read_timing(top)
     ports = read_ports(top, known)
     networks = read_networks(top, known)
@@ -60,6 +60,12 @@ def validate(
     groups = read_groups(top, known, types)
     monitors = read_monitors(top, known, types)
     alerts = read_alerts(top, known, types)
+    if heartbeats and key_file is None and top.has("cluster"):
+        report.error(
+            Where().child("cluster").child("key_file"),
+            "heartbeats are authenticated with the cluster key: give its file "
+            "(create one with `haven config keygen FILE`)",
+        )
     known.check_ports()
     top.skip(*SECTIONS)
     top.finish()
@@ -67,6 +73,7 @@ def validate(
         return None, report.issues
     cluster = Cluster(
         name=name,
+        key_file=key_file,
         networks=networks,
         servers=servers,
         timing=timing,

@@ -8,6 +8,7 @@ unset; `per_server` maps a server name to the parameters that differ on that ser
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ class Timing:
     heartbeat_interval: float
     heartbeat_timeout: float
     startup_wait: float  # how long a starting server waits for the others
+    heartbeat_delay_warning: int = 50  # % of the timeout: a later beat is a delay warning
 
 
 @dataclass(frozen=True)
@@ -184,9 +186,17 @@ class Cluster:
     groups: tuple[Group, ...] = ()
     monitors: tuple[Monitor, ...] = ()
     alerts: tuple[AlertDestination, ...] = ()
+    key_file: str | None = None  # the cluster key (heartbeat HMAC), as written in [cluster]
     source: str = "<string>"  # file path, or what the caller named the text
     text: str = ""  # the configuration text as read, for `config diff`
     warnings: tuple[Issue, ...] = ()
+
+    def key_path(self) -> str | None:
+        """The cluster key file; a relative path is relative to the configuration file."""
+        if self.key_file is None:
+            return None
+        base = os.path.dirname(os.path.abspath(self.source)) if self.source != "<string>" else ""
+        return os.path.join(base, os.path.expanduser(self.key_file))
 
     @property
     def master(self) -> Server:

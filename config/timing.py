@@ -23,12 +23,16 @@ def read_timing(top: Reader) -> Timing:
         r.has("heartbeat_timeout") and timeout is None
     )
     startup_wait = r.duration("startup_wait", d.STARTUP_WAIT, d.STARTUP_WAIT_RANGE)
+    delay_warning = r.integer(
+        "heartbeat_delay_warning", d.HEARTBEAT_DELAY_WARNING, d.HEARTBEAT_DELAY_WARNING_RANGE
+    )
     r.finish()
     timing = Timing(
         profile=profile,
         heartbeat_interval=profile_interval if interval is None else interval,
         heartbeat_timeout=profile_timeout if timeout is None else timeout,
         startup_wait=startup_wait,
+        heartbeat_delay_warning=delay_warning,
     )
     if not broken:
         check_ratio(

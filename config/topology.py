@@ -14,17 +14,22 @@ from config.reader import Reader, unique_names
 from config.references import Known
 
 
-def read_cluster_name(top: Reader) -> str | None:
+def read_cluster(top: Reader) -> tuple[str | None, str | None]:
+    """The cluster's name and its key file (`key_file`, needed once there are heartbeats)."""
     if not top.has("cluster"):
         top.raw("cluster")
         top.error("cluster", "the [cluster] section with the cluster's name is missing")
-        return None
+        return None, None
     section = top.sub("cluster")
     if section is None:
-        return None
+        return None, None
     name = section.name()
+    key_file = section.string("key_file")
+    if key_file == "":
+        section.error("key_file", "an empty path; give the cluster key's file")
+        key_file = None
     section.finish()
-    return name
+    return name, key_file
 
 
 def read_ports(top: Reader, known: Known) -> Ports:

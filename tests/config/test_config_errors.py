@@ -138,7 +138,7 @@ def test_bad_duration(probe, value: str, message: str) -> None:
 def test_leading_zero_integer_is_a_toml_error_with_a_hint(probe) -> None:
     e = probe.one_error("[node]\nmax_restarts = 010\n")
     assert e.path == ()
-    assert "line 21" in e.message
+    assert "line 22" in e.message
     assert "numbers must not start with a zero" in e.message
 
 

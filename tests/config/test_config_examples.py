@@ -114,7 +114,12 @@ def test_three_node_example_model() -> None:
         "normal",
     )
     assert cfg.node.on_critical_failure == "reboot"
-    assert [w.path for w in cfg.warnings] == [("heartbeat",)]
+    assert cfg.warnings == ()
+    assert [(h.name, h.type, h.params["network"]) for h in cfg.heartbeats] == [
+        ("lankhb1", "lankhb", "interconnect"),
+        ("lanhb2", "lanhb", "public"),
+    ]
+    assert cfg.key_path() == os.path.join(os.path.dirname(cfg.source), "cluster.key")
 
 
 def test_the_configuration_is_immutable() -> None:
