@@ -6,6 +6,8 @@ import importlib
 
 ACTOR_KINDS: dict[str, str] = {
     "echo": "actors.echo:EchoActor",
+    "lanhb": "actors.heartbeat.lanhb:LanHeartbeat",
+    "lankhb": "actors.heartbeat.lanhb:LanHeartbeat",
 }
 
 

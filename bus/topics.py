@@ -19,6 +19,12 @@ def actor_state(name: str) -> str:
 
 NODE_STATE = "node.state"
 
+HEARTBEAT = "hb."  # hb.<heartbeat>.<server>: a peer's state on one heartbeat path changed
+
+
+def heartbeat_path(heartbeat: str, server: str) -> str:
+    return f"hb.{heartbeat}.{server}"
+
 
 def echo_tick(name: str) -> str:
     """Published by the trivial `echo` actor on each tick (tests and the demo watch it)."""

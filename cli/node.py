@@ -59,6 +59,7 @@ def pick_server(cfg, requested: str | None) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from actors import logs
     from config import ConfigError, load_config
+    from config.clusterkey import ClusterKeyError, load_cluster_key
     from supervisor.children import child_specs
     from supervisor.node import Node, NodeAlreadyRunning, StateDirUnusable
     from supervisor.spec import SupervisorSettings
@@ -68,6 +69,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise UserError(f"configuration {args.config} is not valid:\n{exc}") from None
     server = pick_server(cfg, args.server)
+    if cfg.heartbeats:
+        try:  # refuse now, clearly, rather than have every heartbeat actor fail at start
+            load_cluster_key(cfg.key_path())
+        except ClusterKeyError as exc:
+            raise UserError(str(exc)) from None
     logs.configure(args.log_format)
     settings = SupervisorSettings(
         server=server,

@@ -1,18 +1,34 @@
 """Which actors a server runs, as child specs derived from the configuration (order = start order).
 
-Later issues prepend the cluster's own actors here (link, heartbeats, membership, groups, ...);
-for now the node runs the built-in actors listed under `[[node.actor]]`.
+Heartbeats first (they are what the rest of the cluster judges this server by; critical), then
+the built-in actors listed under `[[node.actor]]`. Later issues add link, membership, NP
+resolution and groups here.
 """
 
 from __future__ import annotations
 
-from config import Cluster
+from config import Cluster, Heartbeat
 from supervisor.spec import ChildSpec, Restart
+
+HEARTBEAT_ACTOR_PREFIX = "hb."
 
 
 def child_specs(cfg: Cluster, server: str) -> list[ChildSpec]:
     start_timeout = max(10.0, cfg.node.beat_timeout * 2)
-    return [
+    specs = [
+        ChildSpec(
+            name=HEARTBEAT_ACTOR_PREFIX + hb.name,
+            kind=hb.type,
+            args=heartbeat_args(cfg, hb, server),
+            restart=Restart.PERMANENT,
+            stop_timeout=cfg.node.stop_timeout,
+            critical=True,
+            start_timeout=start_timeout,
+        )
+        for hb in cfg.heartbeats
+        if _runs_on(hb, server)
+    ]
+    specs += [
         ChildSpec(
             name=a.name,
             kind=a.kind,
@@ -24,3 +40,31 @@ def child_specs(cfg: Cluster, server: str) -> list[ChildSpec]:
         )
         for a in cfg.node.actors
     ]
+    return specs
+
+
+def _runs_on(hb: Heartbeat, server: str) -> bool:
+    return not hb.servers or server in hb.servers
+
+
+def heartbeat_args(cfg: Cluster, hb: Heartbeat, server: str) -> dict:
+    params = hb.params_for(server)
+    network = params["network"]
+    peers = {
+        s.name: s.addresses[network]
+        for s in cfg.servers
+        if s.name != server and network in s.addresses and _runs_on(hb, s.name)
+    }
+    me = cfg.server(server)
+    assert me is not None
+    return {
+        "heartbeat": hb.name,
+        "network": network,
+        "address": me.addresses[network],
+        "port": params["port"],
+        "peers": peers,
+        "interval": cfg.timing.heartbeat_interval,
+        "timeout": cfg.timing.heartbeat_timeout,
+        "delay_warning": cfg.timing.heartbeat_delay_warning,
+        "key_file": cfg.key_path(),
+    }

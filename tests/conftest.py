@@ -24,10 +24,17 @@ def start_node() -> Iterator[Callable[..., NodeProcess]]:
     nodes: list[NodeProcess] = []
     dirs: list[str] = []
 
-    def start(actors: list[dict], node: dict | None = None, wait: bool = True, **kw) -> NodeProcess:
+    def start(
+        actors: list[dict] = (),
+        node: dict | None = None,
+        wait: bool = True,
+        config: str | None = None,
+        **kw,
+    ) -> NodeProcess:
+        """A node running `config`, or a one-server configuration with these actors."""
         d = tempfile.mkdtemp(prefix="hv-", dir="/tmp")
         dirs.append(d)
-        proc = NodeProcess(d, node_config(actors, node), **kw)
+        proc = NodeProcess(d, config or node_config(list(actors), node), **kw)
         nodes.append(proc)
         if wait:
             proc.wait_running()

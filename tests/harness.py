@@ -41,21 +41,29 @@ def node_config(
     node: dict[str, Any] | None = None,
     servers: tuple[str, ...] = ("node1",),
     cluster: str = "test",
+    subnet: str = "198.18.0",
+    heartbeats: tuple[dict[str, Any], ...] = (),
+    timing: dict[str, Any] | None = None,
+    key_file: str | None = None,
 ) -> str:
-    """A cluster configuration whose servers run the given built-in actors."""
-    lines = [f"[cluster]\nname = {json.dumps(cluster)}\n"]
+    """A cluster configuration whose servers run the given built-in actors. Server i has the
+    address <subnet>.(11+i) on the network "public" (subnet "127.0.0" runs several servers'
+    heartbeats on this machine without namespaces)."""
+
+    def table(header: str, values: dict[str, Any]) -> str:
+        return header + "\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
+
+    lines = [table("[cluster]", {"name": cluster, **({"key_file": key_file} if key_file else {})})]
     for i, server in enumerate(servers):
         lines.append(
-            f"[[server]]\nname = {json.dumps(server)}\n"
-            f'addresses = {{ public = "198.18.0.{11 + i}" }}\n'
+            table("[[server]]", {"name": server, "addresses": {"public": f"{subnet}.{11 + i}"}})
         )
-    lines.append('[[network]]\nname = "public"\nsubnet = "198.18.0.0/24"\n')
-    node = {"beat_interval": "100ms", "beat_timeout": "1s", **(node or {})}
-    lines.append("[node]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in node.items()))
-    for actor in actors:
-        lines.append(
-            "[[node.actor]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in actor.items())
-        )
+    lines.append(table("[[network]]", {"name": "public", "subnet": f"{subnet}.0/24"}))
+    if timing:
+        lines.append(table("[timing]", timing))
+    lines += [table("[[heartbeat]]", hb) for hb in heartbeats]
+    lines.append(table("[node]", {"beat_interval": "100ms", "beat_timeout": "1s", **(node or {})}))
+    lines += [table("[[node.actor]]", actor) for actor in actors]
     return "\n".join(lines)
 
 

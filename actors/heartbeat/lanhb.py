@@ -1,0 +1,195 @@
+"""LAN heartbeat (`lanhb`, and `lankhb`: the original's kernel-mode heartbeat, here the same UDP
+heartbeat on its own port at real-time priority — robustness under load comes from scheduling,
+not from a kernel module).
+
+Every interval the actor sends an authenticated frame (see `frame.py`) to each peer's address on
+its network, and it watches each peer's frames with a `PathTracker`. A frame that is garbage,
+forged (wrong MAC: another cluster's key, or an attacker's), replayed, from an unknown sender, from
+an address that is not that sender's, or our own, is dropped and counted — never raised.
+
+Events: `hb.<heartbeat>.<peer>` on every change of a peer's path state
+(`unknown|normal|caution|error`, body: state, previous, silent_for, seq, incarnation, status);
+requests: `paths` (every peer's state now) and `stats` (frame counters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from typing import Any
+
+from actors import exitcodes
+from actors.base import Actor
+from actors.heartbeat import frame
+from actors.heartbeat.frame import Beat, FrameError, ReplayGuard
+from actors.heartbeat.incarnation import next_incarnation
+from actors.heartbeat.paths import Change, PathState, PathTracker
+from actors.heartbeat.realtime import request_realtime
+from bus import topics
+from bus.counters import DropCounter
+from bus.rpc import Handler
+from config.clusterkey import ClusterKeyError, load_cluster_key
+
+SO_PRIORITY_INTERACTIVE = 6  # the highest a process may set without CAP_NET_ADMIN
+
+
+class LanHeartbeat(Actor):
+    async def on_start(self) -> None:
+        a = self.args
+        self.heartbeat: str = a["heartbeat"]
+        self.server = self.ctx.launch.server
+        self.interval = float(a["interval"])
+        self.timeout = float(a["timeout"])
+        try:
+            self.key = load_cluster_key(a["key_file"])
+        except ClusterKeyError as exc:
+            self.log.error("cannot start the heartbeat", error=str(exc))
+            self.stop(exitcodes.FATAL)  # restarting will not make a key appear
+            return
+        self.peers: dict[str, tuple[str, int]] = {
+            name: (address, int(a["port"])) for name, address in a["peers"].items()
+        }
+        self.peer_at = {address: name for name, (address, _) in self.peers.items()}
+        self.dropped = DropCounter()
+        self.received = self.accepted = self.sent = self.send_errors = 0
+        self.guard = ReplayGuard()
+        state_file = os.path.join(self.ctx.paths.state_dir, "hb", f"{self.name}.incarnation")
+        self.incarnation = next_incarnation(state_file)
+        self.seq = 0
+        self.priority = request_realtime(self.log)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY, SO_PRIORITY_INTERACTIVE)
+        try:
+            self.sock.bind((a["address"], int(a["port"])))
+        except OSError as exc:
+            self.sock.close()
+            raise RuntimeError(f"cannot listen on {a['address']}:{a['port']}/udp: {exc}") from exc
+        now = time.monotonic()
+        share = float(a.get("delay_warning", 50)) / 100
+        self.trackers = {peer: PathTracker(peer, self.timeout, share, now) for peer in self.peers}
+        asyncio.get_running_loop().add_reader(self.sock.fileno(), self._on_readable)
+        self.every("send", self.interval)
+        self.every("check", max(0.005, min(self.interval, self.timeout / 10)))
+        self._send_all()
+        self.log.info(
+            "heartbeat started",
+            heartbeat=self.heartbeat,
+            peers=list(self.peers),
+            incarnation=self.incarnation,
+            **self.priority,
+        )
+
+    async def on_timer(self, name: str) -> None:
+        if name == "send":
+            self._send_all()
+        else:
+            now = time.monotonic()
+            for tracker in self.trackers.values():
+                self._report(tracker.check(now), None)
+
+    async def on_stop(self) -> None:
+        self._close()
+
+    async def on_failure(self, exc: BaseException) -> None:
+        await super().on_failure(exc)
+        self._close()
+
+    def requests(self) -> dict[str, Handler]:
+        return {"paths": self._paths, "stats": self._stats}
+
+    # sending -----------------------------------------------------------------------------------
+    def _send_all(self) -> None:
+        self.seq += 1
+        data = frame.encode(
+            self.key, Beat(self.server, self.incarnation, self.seq, {"node": "running"})
+        )
+        for address in self.peers.values():
+            try:
+                self.sock.sendto(data, address)
+                self.sent += 1
+            except OSError:  # no route, buffer full: the peer's tracker will tell
+                self.send_errors += 1
+
+    # receiving ---------------------------------------------------------------------------------
+    def _on_readable(self) -> None:
+        for _ in range(64):  # drain a burst, but never monopolise the loop
+            try:
+                data, (address, _port) = self.sock.recvfrom(frame.MAX_FRAME_BYTES + 1)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.dropped.drop("receive error")
+                return
+            self.received += 1
+            self._on_frame(data, address)
+
+    def _on_frame(self, data: bytes, address: str) -> None:
+        try:
+            beat = frame.decode(self.key, data)
+        except FrameError as exc:
+            self.dropped.drop(str(exc))
+            return
+        if beat.sender == self.server:
+            self.dropped.drop("own frame")
+            return
+        tracker = self.trackers.get(beat.sender)
+        if tracker is None:
+            self.dropped.drop("unknown sender")
+            return
+        if self.peer_at.get(address) != beat.sender:
+            self.dropped.drop("wrong source address")
+            return
+        if not self.guard.accept(beat):
+            self.dropped.drop("replayed")
+            return
+        self.accepted += 1
+        self._report(tracker.beat(time.monotonic()), beat)
+
+    def _report(self, change: Change | None, beat: Beat | None) -> None:
+        if change is None:
+            return
+        body: dict[str, Any] = {
+            "state": str(change.state),
+            "previous": str(change.previous),
+            "silent_for": round(change.silent_for, 4),
+            "heartbeat": self.heartbeat,
+            "peer": change.peer,
+        }
+        if beat is not None:
+            body.update(seq=beat.seq, incarnation=beat.incarnation, status=beat.status)
+        if change.state is PathState.ERROR:
+            self.log.warning("heartbeat path lost", peer=change.peer, silent_for=body["silent_for"])
+        elif change.previous is PathState.ERROR:
+            self.log.info("heartbeat path restored", peer=change.peer)
+        self.publish(topics.heartbeat_path(self.heartbeat, change.peer), body)
+
+    def _paths(self, body: dict[str, Any]) -> dict[str, Any]:
+        now = time.monotonic()
+        return {
+            peer: {
+                "state": str(t.state),
+                "silent_for": round(t.silent_for(now), 4),
+                "beats": t.beats,
+            }
+            for peer, t in self.trackers.items()
+        }
+
+    def _stats(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "send_errors": self.send_errors,
+            "received": self.received,
+            "accepted": self.accepted,
+            "dropped": self.dropped.as_dict(),
+            "incarnation": self.incarnation,
+            **self.priority,
+        }
+
+    def _close(self) -> None:
+        sock = getattr(self, "sock", None)
+        if sock is not None and sock.fileno() >= 0:
+            asyncio.get_running_loop().remove_reader(sock.fileno())
+            sock.close()

@@ -1,0 +1,1 @@
+"""NP resolution: telling a dead peer from a cut network."""
