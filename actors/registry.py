@@ -8,6 +8,7 @@ ACTOR_KINDS: dict[str, str] = {
     "echo": "actors.echo:EchoActor",
     "lanhb": "actors.heartbeat.lanhb:LanHeartbeat",
     "lankhb": "actors.heartbeat.lanhb:LanHeartbeat",
+    "membership": "actors.membership.actor:MembershipActor",
 }
 
 

@@ -19,6 +19,15 @@ def actor_state(name: str) -> str:
 
 NODE_STATE = "node.state"
 
+MEMBER_VIEW = "member.view"  # the whole membership view, on every change and periodically
+
+ALERT = "alert."  # alert.<level>: an operator-relevant event for the alert service to route
+
+
+def alert(level: str) -> str:
+    return f"alert.{level}"
+
+
 HEARTBEAT = "hb."  # hb.<heartbeat>.<server>: a peer's state on one heartbeat path changed
 
 

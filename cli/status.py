@@ -40,10 +40,21 @@ def render(status: dict) -> str:
         f"up {node['uptime']:.0f}s, launcher {node['launcher']}",
         "",
     ]
-    rows = [("ACTOR", "STATE", "PID", "RESTARTS", "WHY / LAST EXIT")]
+    servers = [("SERVER", "STATE", "HEARTBEATS")]
+    for s in status["servers"]:
+        paths = ", ".join(f"{hb} {state}" for hb, state in s.get("heartbeats", {}).items())
+        servers.append(
+            (
+                s["name"],
+                s["state"],
+                "(this server)" if s["name"] == status["server"] else paths or "-",
+            )
+        )
+    lines += _table(servers) + [""]
+    actors = [("ACTOR", "STATE", "PID", "RESTARTS", "WHY / LAST EXIT")]
     for a in status["actors"]:
         why = a.get("reason") if a["state"] in ("failed", "restarting") else a.get("last_exit")
-        rows.append(
+        actors.append(
             (
                 a["name"] + (" *" if a.get("critical") else ""),
                 a["state"],
@@ -52,9 +63,16 @@ def render(status: dict) -> str:
                 why or "",
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for r in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[4])
+    lines += _table(actors)
     if any(a.get("critical") for a in status["actors"]):
         lines.append("(* critical)")
-    return "\n".join(line.rstrip() for line in lines)
+    return "\n".join(lines)
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    """Aligned columns; the last one is left ragged."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        "  ".join([*(c.ljust(w) for c, w in zip(r, widths, strict=False)), r[-1]]).rstrip()
+        for r in rows
+    ]

@@ -67,6 +67,7 @@ class Node:
         self._lock_fd: int | None = None
         self._launcher: TemplateLauncher | SpawnLauncher | None = None
         self._notifier = Notifier()
+        self._member_view: dict[str, Any] | None = None
         self._last_watchdog = 0.0
 
     # entry point -------------------------------------------------------------------------------
@@ -157,7 +158,9 @@ class Node:
         service: Service | None = None
         try:
             proxy.start()
-            self.bus = BusConnection(zctx, self.paths, self.sender, [topics.ACTOR])
+            self.bus = BusConnection(
+                zctx, self.paths, self.sender, [topics.ACTOR, topics.MEMBER_VIEW]
+            )
             service = Service(
                 zctx,
                 self.paths.service_endpoint("node"),
@@ -403,7 +406,9 @@ class Node:
         assert self.bus is not None
         while True:
             env = await self.bus.receive()
-            if env.topic.endswith(".beat"):
+            if env.topic == topics.MEMBER_VIEW:
+                self._member_view = env.body  # the latest wins; shown by `status`
+            elif env.topic.endswith(".beat"):
                 self._on_beat(env)
 
     def _on_beat(self, env: Envelope) -> None:
@@ -515,7 +520,7 @@ class Node:
         return {
             "cluster": {"name": self.settings.cluster, "state": cluster_state},
             "server": self.settings.server,
-            "servers": [{"name": self.settings.server, "state": "online", "heartbeats": {}}],
+            "servers": self._servers(),
             "np": [],
             "groups": [],
             "monitors": [],
@@ -544,6 +549,13 @@ class Node:
                 for c in self.children.values()
             ],
         }
+
+    def _servers(self) -> list[dict[str, Any]]:
+        """Every server as the membership view has it (this one alone without heartbeats)."""
+        view = (self._member_view or {}).get("servers")
+        if not isinstance(view, dict):
+            return [{"name": self.settings.server, "state": "online", "heartbeats": {}}]
+        return [{"name": name, **info} for name, info in view.items() if isinstance(info, dict)]
 
 
 def _describe_exit(code: int, kill_reason: str) -> str:

@@ -6,8 +6,8 @@
 
 Fixed-width big-endian integers (a portable wire format, SPEC §12-11). The MAC is checked, in
 constant time, before anything inside is trusted or parsed. Every frame carries the sender's
-incarnation (it grows at every start of the sender's heartbeat actor, see `incarnation.py`) and a
-sequence number that grows within an incarnation, so `ReplayGuard` refuses a frame seen before.
+incarnation (larger at every start of the sender's heartbeat actor: `actors/counter_file.py`)
+and a sequence number that grows within it, so `ReplayGuard` refuses a frame seen before.
 A receiver that restarts forgets what it saw; until the sender's next frame, a recording of that
 sender's current incarnation could be replayed at it once — the window is one heartbeat interval.
 """

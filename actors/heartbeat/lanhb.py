@@ -22,9 +22,9 @@ from typing import Any
 
 from actors import exitcodes
 from actors.base import Actor
+from actors.counter_file import next_counter
 from actors.heartbeat import frame
 from actors.heartbeat.frame import Beat, FrameError, ReplayGuard
-from actors.heartbeat.incarnation import next_incarnation
 from actors.heartbeat.paths import Change, PathState, PathTracker
 from actors.heartbeat.realtime import request_realtime
 from bus import topics
@@ -56,7 +56,7 @@ class LanHeartbeat(Actor):
         self.received = self.accepted = self.sent = self.send_errors = 0
         self.guard = ReplayGuard()
         state_file = os.path.join(self.ctx.paths.state_dir, "hb", f"{self.name}.incarnation")
-        self.incarnation = next_incarnation(state_file)
+        self.incarnation = next_counter(state_file)
         self.seq = 0
         self.priority = request_realtime(self.log)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

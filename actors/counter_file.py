@@ -1,0 +1,33 @@
+"""A number that only ever grows across restarts, kept in a file: heartbeat incarnations (so a
+restarted sender is not taken for a replay) and membership epochs.
+
+`next_counter` returns the larger of the stored number + 1 and the wall clock in milliseconds:
+the stored number guards against the clock going back, the clock against a lost state directory.
+Writes are atomic (temporary file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def next_counter(path: str) -> int:
+    try:
+        with open(path) as f:
+            stored = int(f.read().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        stored = 0
+    value = max(stored + 1, int(time.time() * 1000))
+    store_counter(path, value)
+    return value
+
+
+def store_counter(path: str, value: int) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(f"{value}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Membership: which servers are alive, folded from every heartbeat path."""
