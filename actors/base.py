@@ -8,8 +8,9 @@ An actor subclass overrides the hooks it needs:
   on_failure(exc)      after a hook raised; the process then exits RESTART
 and may offer request handlers by returning them from `requests()`.
 
-Hooks run one at a time on the actor's single event loop (one inbox): a hook that blocks the loop
-also stops the liveness beat, and the supervisor treats the actor as hung.
+Hooks run one at a time, even when one awaits (one inbox); request handlers run beside them. A
+hook that blocks the loop also stops the liveness beat, and the supervisor treats the actor as
+hung.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ ACTOR_KINDS: dict[str, str] = {
     "lanhb": "actors.heartbeat.lanhb:LanHeartbeat",
     "lankhb": "actors.heartbeat.lanhb:LanHeartbeat",
     "membership": "actors.membership.actor:MembershipActor",
+    "pingnp": "actors.np.pingnp:PingNp",
 }
 
 

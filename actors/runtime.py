@@ -122,6 +122,8 @@ class _Lifecycle:
         self.failure: BaseException | None = None
         self.service: Service | None = None
         self.tasks: dict[str, asyncio.Task[Any]] = {}
+        # One hook at a time, even when a hook awaits (a timer must not run inside on_receive).
+        self.turn = asyncio.Lock()
         ctx.timer_handler = lambda name: self.hook(actor.on_timer(name))
 
     def fail(self, exc: BaseException) -> None:
@@ -132,7 +134,8 @@ class _Lifecycle:
 
     async def hook(self, coro: Any) -> None:
         try:
-            await coro
+            async with self.turn:
+                await coro
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -28,6 +28,20 @@ def alert(level: str) -> str:
     return f"alert.{level}"
 
 
+NP = "np."  # np.<np>.result: an NP resource's state changed
+
+
+def np_result(name: str) -> str:
+    return f"np.{name}.result"
+
+
+HEARTBEAT_STALL = "hbstall."  # hbstall.<heartbeat>: our own heartbeat was not sent for a timeout
+
+
+def heartbeat_stall(heartbeat: str) -> str:
+    return f"hbstall.{heartbeat}"
+
+
 HEARTBEAT = "hb."  # hb.<heartbeat>.<server>: a peer's state on one heartbeat path changed
 
 

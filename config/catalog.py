@@ -70,8 +70,13 @@ NP_TYPES = _table(
             dur("timeout", "3s", "100ms", "1h"),
             number("retry", 3, 0, 99),
         ),
+        implemented=True,
     ),
-    TypeSpec("majority", "majority: a partition needs more than half of the servers (tie: master)"),
+    TypeSpec(
+        "majority",
+        "majority: a partition needs more than half of the servers (tie: master)",
+        implemented=True,
+    ),
     TypeSpec(
         "disknp",
         "disk NP: a lease on a shared disk area",

@@ -55,6 +55,7 @@ NODE_BEAT_SAFE_RATIO = 3
 NODE_STOP_TIMEOUT = 10.0
 NODE_STOP_TIMEOUT_RANGE = (0.1, 600.0)
 NODE_ON_CRITICAL_FAILURE = "stop_service"
+NODE_ON_ISOLATION = "shutdown"  # the original's NP action: stop the service and shut down the OS
 RESTART_TYPES = ("permanent", "transient", "temporary")
 ACTOR_RESTART = "permanent"
 ACTOR_CRITICAL = False

@@ -68,6 +68,7 @@ class NodeSettings:
     beat_timeout: float
     stop_timeout: float
     on_critical_failure: str  # stop_service | shutdown | reboot | panic
+    on_isolation: str = "shutdown"  # what NP resolution does to a server found isolated
     actors: tuple[NodeActor, ...] = ()
 
 

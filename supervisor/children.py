@@ -1,16 +1,20 @@
 """Which actors a server runs, as child specs derived from the configuration (order = start order).
 
-Heartbeats first (they are what the rest of the cluster judges this server by), then membership
-(which folds them into "server X is up/down") — all critical — then the built-in actors listed
-under `[[node.actor]]`. Later issues add link, NP resolution and groups here.
+Heartbeats first (they are what the rest of the cluster judges this server by), then the NP
+resolution actors, then membership (which folds the heartbeats into "server X is up/down" and
+resolves partitions) — all critical — then the built-in actors listed under `[[node.actor]]`.
+Later issues add the link and groups here.
 """
 
 from __future__ import annotations
 
-from config import Cluster, Heartbeat
+from actors.membership.resolution import fence_wait
+from config import Cluster, Heartbeat, NpResource
 from supervisor.spec import ChildSpec, Restart
 
 HEARTBEAT_ACTOR_PREFIX = "hb."
+NP_ACTOR_PREFIX = "np."
+NP_ACTOR_TYPES = {"pingnp"}  # `majority` needs no actor: membership counts its own view
 MEMBERSHIP = "membership"
 SETTLE_BEATS = 2  # a server that comes back is up after this many heartbeat intervals
 
@@ -31,6 +35,19 @@ def child_specs(cfg: Cluster, server: str) -> list[ChildSpec]:
         if _runs_on(hb, server)
     ]
     heartbeats = [hb for hb in cfg.heartbeats if _runs_on(hb, server)]
+    specs += [
+        ChildSpec(
+            name=NP_ACTOR_PREFIX + np.name,
+            kind=np.type,
+            args={"np": np.name, **np.params_for(server)},
+            restart=Restart.PERMANENT,
+            stop_timeout=cfg.node.stop_timeout,
+            critical=True,
+            start_timeout=start_timeout,
+        )
+        for np in cfg.np
+        if np.type in NP_ACTOR_TYPES and _runs_on(np, server)
+    ]
     if heartbeats:
         specs.append(
             ChildSpec(
@@ -58,8 +75,8 @@ def child_specs(cfg: Cluster, server: str) -> list[ChildSpec]:
     return specs
 
 
-def _runs_on(hb: Heartbeat, server: str) -> bool:
-    return not hb.servers or server in hb.servers
+def _runs_on(item: Heartbeat | NpResource, server: str) -> bool:
+    return not item.servers or server in item.servers
 
 
 def heartbeat_args(cfg: Cluster, hb: Heartbeat, server: str) -> dict:
@@ -90,8 +107,36 @@ def membership_args(cfg: Cluster, heartbeats: list[Heartbeat], server: str) -> d
     for hb in heartbeats:
         for peer in heartbeat_args(cfg, hb, server)["peers"]:
             peers[peer].append(hb.name)
+    nps = [
+        {
+            "name": np.name,
+            "type": np.type,
+            "actor": NP_ACTOR_PREFIX + np.name if np.type in NP_ACTOR_TYPES else None,
+            "check_time": _np_check_time(np.params_for(server)),
+        }
+        for np in cfg.np
+        if _runs_on(np, server)
+    ]
     return {
         "peers": peers,
         "heartbeat_actors": {hb.name: HEARTBEAT_ACTOR_PREFIX + hb.name for hb in heartbeats},
         "settle": SETTLE_BEATS * cfg.timing.heartbeat_interval,
+        "timeout": cfg.timing.heartbeat_timeout,
+        "servers": [s.name for s in cfg.servers],
+        "master": cfg.master.name,
+        "np": nps,
+        "on_isolation": cfg.node.on_isolation,
+        # resolution.py states the rule; the loser's fence time is its node stop deadline
+        "fence_wait": fence_wait(
+            cfg.timing.heartbeat_interval,
+            (n["check_time"] for n in nps),
+            cfg.node.stop_timeout,
+        ),
     }
+
+
+def _np_check_time(params: dict) -> float:
+    """The longest an NP check can take: every round of every retry timing out."""
+    if "timeout" in params and "retry" in params:
+        return float(params["timeout"]) * (int(params["retry"]) + 1)
+    return 0.0

@@ -27,7 +27,7 @@ from bus.connection import BusConnection
 from bus.envelope import Envelope
 from bus.paths import NodePaths, StateDirError
 from bus.proxy import Proxy
-from bus.rpc import Service
+from bus.rpc import RequestError, Service
 from supervisor import node_actions, reaper
 from supervisor.child import Child, ChildState
 from supervisor.intensity import RestartIntensity, backoff_delay
@@ -165,7 +165,11 @@ class Node:
                 zctx,
                 self.paths.service_endpoint("node"),
                 self.sender,
-                {"status": self._status, "ping": lambda body: {"pid": os.getpid()}},
+                {
+                    "status": self._status,
+                    "ping": lambda body: {"pid": os.getpid()},
+                    "node_action": self._node_action,
+                },
             )
             tasks = [
                 loop.create_task(service.serve(), name="node-service"),
@@ -392,8 +396,23 @@ class Node:
             if stat.S_ISSOCK(os.lstat(path).st_mode):
                 os.unlink(path)
 
+    def _node_action(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An actor that found the node unsafe (e.g. isolated by NP resolution) asks for the
+        configured node-level action."""
+        try:
+            action = NodeAction(body.get("action"))
+        except ValueError:
+            known = ", ".join(a.value for a in NodeAction)
+            raise RequestError(
+                f"unknown node action {body.get('action')!r} (one of: {known})"
+            ) from None
+        reason = str(body.get("reason") or "requested without a reason")
+        self._escalate(action, reason)
+        return {"action": str(action), "accepted": True}
+
     def _escalate(self, action: NodeAction, reason: str) -> None:
         self.log.error("escalating to a node-level action", action=str(action), reason=reason)
+        node_actions.record(self.paths.state_dir, action, reason, self.settings.lab)
         if action is NodeAction.PANIC:
             pids = [c.pid for c in self.children.values() if c.pid is not None]
             node_actions.panic_now(pids, self.settings.lab)
@@ -521,7 +540,10 @@ class Node:
             "cluster": {"name": self.settings.cluster, "state": cluster_state},
             "server": self.settings.server,
             "servers": self._servers(),
-            "np": [],
+            "np": [
+                {"name": name, "state": state}
+                for name, state in (self._member_view or {}).get("np", {}).items()
+            ],
             "groups": [],
             "monitors": [],
             "node": {

@@ -7,9 +7,11 @@ fencing actions — the whole node is killed at once, as if the machine had died
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterable
 from enum import StrEnum
 
@@ -26,6 +28,29 @@ ORDERLY = {NodeAction.STOP_SERVICE, NodeAction.SHUTDOWN, NodeAction.REBOOT}
 # Exit status of `haven node run` after an escalation, so systemd and the lab can tell why it ended.
 EXIT_ESCALATED = 3
 EXIT_PANIC = 101
+
+
+RECORD_FILE = "node-action.json"
+
+
+def record(state_dir: str, action: NodeAction, reason: str, lab: bool) -> None:
+    """Leave word of the action in the state directory (written before acting: a panic or a
+    power-off leaves no other trace), for the operator and for the lab."""
+    entry = {
+        "action": str(action),
+        "reason": reason,
+        "lab": lab,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path = os.path.join(state_dir, RECORD_FILE)
+    try:
+        with open(f"{path}.tmp", "w") as f:
+            json.dump(entry, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(f"{path}.tmp", path)
+    except OSError:
+        pass  # the action matters more than its record
 
 
 def after_stop(action: NodeAction, lab: bool) -> str:

@@ -9,6 +9,9 @@ an address that is not that sender's, or our own, is dropped and counted — nev
 
 Events: `hb.<heartbeat>.<peer>` on every change of a peer's path state
 (`unknown|normal|caution|error`, body: state, previous, silent_for, seq, incarnation, status);
+`hbstall.<heartbeat>` when this process itself was stalled (paused, starved) for longer than the
+timeout: then the peers have surely declared us dead, and our own silence must not be blamed on
+them — membership fences the node when every heartbeat reports it;
 requests: `paths` (every peer's state now) and `stats` (frame counters).
 """
 
@@ -68,6 +71,7 @@ class LanHeartbeat(Actor):
             self.sock.close()
             raise RuntimeError(f"cannot listen on {a['address']}:{a['port']}/udp: {exc}") from exc
         now = time.monotonic()
+        self.last_turn = now  # when this actor last ran: a longer gap than the timeout = stall
         share = float(a.get("delay_warning", 50)) / 100
         self.trackers = {peer: PathTracker(peer, self.timeout, share, now) for peer in self.peers}
         asyncio.get_running_loop().add_reader(self.sock.fileno(), self._on_readable)
@@ -83,12 +87,25 @@ class LanHeartbeat(Actor):
         )
 
     async def on_timer(self, name: str) -> None:
+        now = time.monotonic()
+        self._notice_stall(now)
         if name == "send":
             self._send_all()
         else:
-            now = time.monotonic()
             for tracker in self.trackers.values():
                 self._report(tracker.check(now), None)
+
+    def _notice_stall(self, now: float) -> None:
+        gap, self.last_turn = now - self.last_turn, now
+        if gap <= self.timeout:
+            return
+        for tracker in self.trackers.values():
+            tracker.forgive(now)
+        self.log.error("this heartbeat was stalled longer than the timeout", stalled_for=gap)
+        self.publish(
+            topics.heartbeat_stall(self.heartbeat),
+            {"heartbeat": self.heartbeat, "stalled_for": round(gap, 3)},
+        )
 
     async def on_stop(self) -> None:
         self._close()
@@ -115,6 +132,7 @@ class LanHeartbeat(Actor):
 
     # receiving ---------------------------------------------------------------------------------
     def _on_readable(self) -> None:
+        self._notice_stall(time.monotonic())
         for _ in range(64):  # drain a burst, but never monopolise the loop
             try:
                 data, (address, _port) = self.sock.recvfrom(frame.MAX_FRAME_BYTES + 1)

@@ -55,6 +55,14 @@ class PathTracker:
             return self._move(PathState.CAUTION, silent)
         return None
 
+    def forgive(self, now: float) -> None:
+        """We were not listening (our own process was stalled): restart the silence clock
+        rather than blame the peer for it."""
+        if self.last_beat is None:
+            self.listening_since = now
+        else:
+            self.last_beat = now
+
     def silent_for(self, now: float) -> float:
         return now - self._reference()
 

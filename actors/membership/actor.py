@@ -1,20 +1,31 @@
-"""The membership actor: folds `hb.<heartbeat>.<server>` path events into the membership view.
+"""The membership actor: folds `hb.<heartbeat>.<server>` path events into the membership view,
+and resolves network partitions.
 
-Publishes `member.view` (the whole view, on every change of a path or a server and every few
-seconds so a late subscriber catches up) and alerts as `alert.<level>` events for the alert
-service to route: server up/down, path lost/restored, heartbeat delay warning, only one path
-left. The epoch is persisted in the state directory so that it keeps increasing across restarts.
-At start it asks every heartbeat actor for its paths, so a restart loses nothing.
+Publishes `member.view` (the whole view, on every change of a path, a server or an NP resource,
+and every few seconds so a late subscriber catches up) and alerts as `alert.<level>` events for
+the alert service to route: server up/down, path lost/restored, heartbeat delay warning, only one
+path left, NP decisions. The epoch is persisted in the state directory so that it keeps
+increasing across restarts. At start it asks every heartbeat actor for its paths, so a restart
+loses nothing.
+
+When a server goes down, NP resolution runs (see `resolution.py`): an isolated server asks the
+supervisor for the configured node-level action and from then on ignores every other loss (SPEC
+§12-17: a server that is shutting itself down must not start failovers); a surviving one reports
+the lost server `fenced` only after the fencing wait. A server whose every heartbeat reports a
+stall longer than the timeout (it was paused or starved) has surely been declared dead by the
+others: it fences itself at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
 
 from actors.base import Actor
 from actors.counter_file import next_counter, store_counter
+from actors.membership.resolution import majority_survives
 from actors.membership.view import Event, MembershipView
 from bus import topics
 from bus.envelope import Envelope
@@ -33,15 +44,26 @@ MESSAGES = {
 
 
 class MembershipActor(Actor):
-    subscriptions = (topics.HEARTBEAT,)
+    subscriptions = (topics.HEARTBEAT, topics.HEARTBEAT_STALL, topics.NP)
 
     async def on_start(self) -> None:
         a = self.args
+        self.me = self.ctx.launch.server
         self.heartbeat_actors: dict[str, str] = a["heartbeat_actors"]
+        self.servers: list[str] = a["servers"]
+        self.master: str = a["master"]
+        self.nps: list[dict[str, Any]] = a["np"]
+        self.on_isolation: str = a["on_isolation"]
+        self.fence_wait = float(a["fence_wait"])
+        self.timeout = float(a["timeout"])
+        self.np_states: dict[str, str] = {np["name"]: "unknown" for np in self.nps}
+        self.stalls: dict[str, float] = {}
+        self.fencing = False
+        self.pending_fences: list[asyncio.TimerHandle] = []
         self.epoch_file = os.path.join(self.ctx.paths.state_dir, "membership.epoch")
         # The epoch continues from the last one stored (or the clock): it never goes back.
         epoch = next_counter(self.epoch_file)
-        self.view = MembershipView(self.ctx.launch.server, a["peers"], float(a["settle"]), epoch)
+        self.view = MembershipView(self.me, a["peers"], float(a["settle"]), epoch)
         for heartbeat, actor in self.heartbeat_actors.items():
             await self._seed(heartbeat, actor)
         self._emit(self.view.tick(time.monotonic()))
@@ -49,38 +71,114 @@ class MembershipActor(Actor):
         self.every("tick", max(0.01, float(a["settle"]) / 4))
         self.every("refresh", REFRESH)
 
+    async def on_stop(self) -> None:
+        for handle in self.pending_fences:
+            handle.cancel()
+
     async def _seed(self, heartbeat: str, actor: str) -> None:
-        client = AsyncClient(self.ctx.zctx, self.ctx.paths.service_endpoint(actor), self.ctx.sender)
-        try:
-            paths = await client.request("paths", timeout=2.0)
-        except RequestError as exc:
-            self.log.warning(
-                "heartbeat actor did not answer; waiting for its events",
-                heartbeat=heartbeat,
-                error=str(exc),
-            )
-            return
-        finally:
-            client.close()
+        paths = await self._ask(actor, "paths", 2.0)
+        if paths is None:
+            return  # its events will come
         now = time.monotonic()
         for server, path in paths.items():
             self._emit(self.view.path_changed(server, heartbeat, path["state"], now))
 
     async def on_receive(self, env: Envelope) -> None:
-        heartbeat, peer, state = (env.body.get(k) for k in ("heartbeat", "peer", "state"))
-        if isinstance(heartbeat, str) and isinstance(peer, str) and isinstance(state, str):
-            events = self.view.path_changed(peer, heartbeat, state, time.monotonic())
-            self._emit(events, path_changed=True)  # the view shows every path: always news
+        if self.fencing:
+            return  # shutting ourselves down: nothing more may start a failover (SPEC §12-17)
+        body = env.body
+        if env.topic.startswith(topics.HEARTBEAT_STALL):
+            await self._on_stall(body)
+        elif env.topic.startswith(topics.NP):
+            if body.get("np") in self.np_states and isinstance(body.get("state"), str):
+                self.np_states[body["np"]] = body["state"]
+                self._publish_view()
+        else:
+            heartbeat, peer, state = (body.get(k) for k in ("heartbeat", "peer", "state"))
+            if isinstance(heartbeat, str) and isinstance(peer, str) and isinstance(state, str):
+                events = self.view.path_changed(peer, heartbeat, state, time.monotonic())
+                self._emit(events, path_changed=True)  # the view shows every path: always news
+                await self._resolve_if_lost(events)
 
     async def on_timer(self, name: str) -> None:
+        if self.fencing:
+            return
         if name == "tick":
-            self._emit(self.view.tick(time.monotonic()))
+            events = self.view.tick(time.monotonic())
+            self._emit(events)
+            await self._resolve_if_lost(events)
         else:
             self._publish_view()
 
     def requests(self) -> dict[str, Handler]:
-        return {"view": lambda body: self.view.snapshot()}
+        return {"view": lambda body: self._snapshot()}
 
+    # partitions --------------------------------------------------------------------------------
+    async def _resolve_if_lost(self, events: list[Event]) -> None:
+        lost = [e.server for e in events if e.kind == "server_down"]
+        if not lost:
+            return
+        verdicts = {}
+        for np in self.nps:
+            verdicts[np["name"]] = await self._np_verdict(np)
+        if all(verdicts.values()):  # with no NP resource configured, too: configure one!
+            self._alert(
+                "info",
+                "np_survive",
+                f"network partition check: this server goes on "
+                f"({self._describe(verdicts)}); lost: {', '.join(lost)}",
+                lost=lost,
+            )
+            loop = asyncio.get_running_loop()
+            for server in lost:
+                self.pending_fences.append(loop.call_later(self.fence_wait, self._fenced, server))
+        else:
+            await self._fence_self(
+                f"network partition: this server is isolated ({self._describe(verdicts)})"
+            )
+
+    async def _np_verdict(self, np: dict[str, Any]) -> bool:
+        if np["type"] == "majority":
+            return majority_survives(self.view.online(), self.me, self.servers, self.master)
+        answer = await self._ask(np["actor"], "check", float(np["check_time"]) + 2.0)
+        return bool(answer and answer.get("reachable"))  # no answer: cannot confirm: isolated
+
+    def _fenced(self, server: str) -> None:
+        if not self.fencing and self.view.mark_fenced(server):
+            store_counter(self.epoch_file, self.view.epoch)
+            self._publish_view()
+            self._alert(
+                "info",
+                "server_fenced",
+                f"server {server} is down and has surely fenced itself",
+                server=server,
+            )
+
+    async def _on_stall(self, body: dict[str, Any]) -> None:
+        heartbeat = body.get("heartbeat")
+        if heartbeat not in self.heartbeat_actors:
+            return
+        now = time.monotonic()
+        self.stalls[heartbeat] = now
+        recent = [hb for hb, at in self.stalls.items() if now - at < 2 * self.timeout]
+        if set(recent) == set(self.heartbeat_actors):
+            await self._fence_self(
+                f"this server was stalled for {body.get('stalled_for')}s, longer than the "
+                "heartbeat timeout: the other servers have declared it dead"
+            )
+
+    async def _fence_self(self, reason: str) -> None:
+        self.fencing = True
+        for handle in self.pending_fences:
+            handle.cancel()
+        self._alert("error", "np_isolated", f"{reason}; node action: {self.on_isolation}")
+        answer = await self._ask(
+            "node", "node_action", 5.0, {"action": self.on_isolation, "reason": reason}
+        )
+        if answer is None:
+            self.log.error("the supervisor did not take the node action", reason=reason)
+
+    # publishing --------------------------------------------------------------------------------
     def _emit(self, events: list[Event], path_changed: bool = False) -> None:
         """Publish what changed: the new epoch is stored and the view goes out before the
         alerts about it, so whoever reacts to an alert can already read the view."""
@@ -91,16 +189,35 @@ class MembershipActor(Actor):
             self._publish_view()
         for e in events:
             message = MESSAGES[e.kind].format(server=e.server, **e.details)
-            body: dict[str, Any] = {
-                "module": "membership",
-                "event": e.kind,
-                "server": e.server,
-                "message": message,
-                **e.details,
-            }
-            self.publish(topics.alert(e.level), body)
-            log = self.log.warning if e.level != "info" else self.log.info
-            log(message, alert=e.kind)
+            self._alert(e.level, e.kind, message, server=e.server, **e.details)
+
+    def _alert(self, level: str, event: str, message: str, **details: Any) -> None:
+        body = {"module": "membership", "event": event, "message": message, **details}
+        self.publish(topics.alert(level), body)
+        (self.log.info if level == "info" else self.log.warning)(message, alert=event)
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {**self.view.snapshot(), "np": dict(self.np_states), "fencing": self.fencing}
 
     def _publish_view(self) -> None:
-        self.publish(topics.MEMBER_VIEW, self.view.snapshot())
+        self.publish(topics.MEMBER_VIEW, self._snapshot())
+
+    @staticmethod
+    def _describe(verdicts: dict[str, bool]) -> str:
+        if not verdicts:
+            return "no NP resource configured"
+        return ", ".join(f"{n}: {'survive' if ok else 'isolated'}" for n, ok in verdicts.items())
+
+    async def _ask(
+        self, service: str, method: str, timeout: float, body: dict[str, Any] | None = None
+    ) -> Any:
+        client = AsyncClient(
+            self.ctx.zctx, self.ctx.paths.service_endpoint(service), self.ctx.sender
+        )
+        try:
+            return await client.request(method, body, timeout=timeout)
+        except RequestError as exc:
+            self.log.warning("request failed", service=service, method=method, error=str(exc))
+            return None
+        finally:
+            client.close()

@@ -38,6 +38,7 @@ class _Peer:
     state: ServerState = ServerState.UNKNOWN
     alive_since: float | None = None  # when a path came alive while not online (settling)
     one_path_alerted: bool = False
+    fenced: bool = False  # offline and, by NP resolution's timing rule, surely stopped
 
 
 class MembershipView:
@@ -101,11 +102,28 @@ class MembershipView:
         if peer.state is new:
             return []
         previous, peer.state = peer.state, new
+        peer.fenced = False
         self.epoch += 1
         return [Event(kind, level, server, {"previous": str(previous), "epoch": self.epoch})]
 
+    def online(self) -> list[str]:
+        return [s for s, p in self.peers.items() if p.state is ServerState.ONLINE]
+
+    def mark_fenced(self, server: str) -> bool:
+        """Record that an offline server has surely fenced itself (False if it is back)."""
+        peer = self.peers.get(server)
+        if peer is None or peer.state is not ServerState.OFFLINE or peer.fenced:
+            return False
+        peer.fenced = True
+        self.epoch += 1
+        return True
+
     def snapshot(self) -> dict[str, Any]:
-        servers = {self.me: {"state": "online", "heartbeats": {}}}
+        servers = {self.me: {"state": "online", "heartbeats": {}, "fenced": False}}
         for server, peer in self.peers.items():
-            servers[server] = {"state": str(peer.state), "heartbeats": dict(peer.paths)}
+            servers[server] = {
+                "state": str(peer.state),
+                "heartbeats": dict(peer.paths),
+                "fenced": peer.fenced,
+            }
         return {"epoch": self.epoch, "me": self.me, "servers": servers}

@@ -57,5 +57,22 @@ def test_delay_warning_and_unknown_paths() -> None:
     assert v.snapshot()["servers"]["node3"] == {
         "state": "unknown",
         "heartbeats": {"lan1": "unknown"},
+        "fenced": False,
     }
     assert kinds(v.path_changed("ghost", "lan1", "error", 1.0)) == []  # not a configured peer
+
+
+def test_fenced_only_while_offline_and_cleared_when_back() -> None:
+    v = MembershipView("node1", {"node2": ["lan1"]}, settle=0.0)
+    v.path_changed("node2", "lan1", "normal", 0.0)
+    assert not v.mark_fenced("node2")  # online: nothing to fence
+    v.path_changed("node2", "lan1", "error", 1.0)
+    epoch = v.epoch
+    assert v.mark_fenced("node2") and v.epoch == epoch + 1
+    assert v.snapshot()["servers"]["node2"]["fenced"] is True
+    v.path_changed("node2", "lan1", "normal", 2.0)
+    assert v.snapshot()["servers"]["node2"] == {
+        "state": "online",
+        "heartbeats": {"lan1": "normal"},
+        "fenced": False,
+    }
