@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import Any
@@ -59,8 +58,6 @@ def cmd_tap(args: argparse.Namespace) -> int:
             print(format_event(env, args.json), flush=True)
     except KeyboardInterrupt:
         pass
-    except BrokenPipeError:  # `haven bus tap | head`: the reader is gone, and so are we
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         sock.close()
         ctx.term()

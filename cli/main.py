@@ -9,12 +9,13 @@ handler is printed as one line on stderr with exit code 2 — never a traceback 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from cli import bus_tap, config_cmd, node, status
+from cli import bus_tap, config_cmd, lab, node, status
 from cli.errors import UserError
 
-COMMAND_MODULES = (node, status, config_cmd, bus_tap)
+COMMAND_MODULES = (node, status, config_cmd, bus_tap, lab)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `haven status | head`: the reader left; so do we, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ if [ -n "$PY" ] && ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
 fi
 # Tools the node and its tests use (later issues add socat, nftables, ... here).
 command -v ip >/dev/null 2>&1 || need_debs+=(iproute2)
+command -v nft >/dev/null 2>&1 || need_debs+=(nftables)
+command -v socat >/dev/null 2>&1 || need_debs+=(socat)
 
 if [ ${#need_debs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
