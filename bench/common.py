@@ -191,6 +191,23 @@ def session_pids(sid: int) -> list[int]:
     return pids
 
 
+def session_cpu_ticks(sid: int) -> dict[int, int]:
+    """utime + stime (stat fields 14, 15; clock ticks) of every live process in session `sid`."""
+    ticks = {}
+    for pid in session_pids(sid):
+        fields = proc_stat(pid)
+        if fields:
+            ticks[pid] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def cpu_percent(before: dict[int, int], after: dict[int, int], seconds: float) -> float:
+    """CPU used between two `session_cpu_ticks` samples, as % of one core (a process started in
+    between counts from zero; one gone in between is lost)."""
+    used = sum(t - before.get(pid, 0) for pid, t in after.items())
+    return 100.0 * used / os.sysconf("SC_CLK_TCK") / seconds
+
+
 def smaps_rollup_kb(pid: int) -> dict[str, int]:
     """/proc/PID/smaps_rollup as {field: kB} ({} if the process is gone)."""
     out = {}

@@ -1,4 +1,4 @@
-"""Run every benchmark with modest defaults and print all figures (about 1.5 min on 2 cores).
+"""Run every benchmark with modest defaults and print all figures (about 4.5 min on 2 cores).
 
 Usage: .venv/bin/python bench/run_all.py [--runs N] [--json] [--only NAME[,NAME]]
 
@@ -22,6 +22,7 @@ BENCHMARKS = {
     "bus_pubsub": (3, ["--messages", "100000"], 120),
     "restart": (3, [], 240),
     "memory": (3, [], 240),
+    "detection": (3, ["--load-seconds", "60"], 360),
 }
 
 

@@ -9,9 +9,10 @@ an address that is not that sender's, or our own, is dropped and counted — nev
 
 Events: `hb.<heartbeat>.<peer>` on every change of a peer's path state
 (`unknown|normal|caution|error`, body: state, previous, silent_for, seq, incarnation, status);
-`hbstall.<heartbeat>` when this process itself was stalled (paused, starved) for longer than the
-timeout: then the peers have surely declared us dead, and our own silence must not be blamed on
-them — membership fences the node when every heartbeat reports it;
+`hbstall.<heartbeat>` when this process itself was stalled (paused, starved) so long that its
+frames stopped for (nearly) a timeout: the peers may have declared us dead — membership fences the
+node when every heartbeat reports it. Time this actor was not running never counts as a peer's
+silence;
 requests: `paths` (every peer's state now) and `stats` (frame counters).
 """
 
@@ -71,12 +72,18 @@ class LanHeartbeat(Actor):
             self.sock.close()
             raise RuntimeError(f"cannot listen on {a['address']}:{a['port']}/udp: {exc}") from exc
         now = time.monotonic()
-        self.last_turn = now  # when this actor last ran: a longer gap than the timeout = stall
+        self.last_turn = now  # when this actor last ran (to notice our own stalls)
+        self.last_send = now
+        self.stall_reported_for = 0.0  # the last_send a stall was reported for (report once)
+        self.check_period = max(0.005, min(self.interval, self.timeout / 10))
+        # Frames stopped this long: a peer may have declared us dead (see _notice_stall); never
+        # below 1.5 intervals, or a timeout under three intervals would see stalls all the time.
+        self.stall_after = max(self.timeout - self.interval, 1.5 * self.interval)
         share = float(a.get("delay_warning", 50)) / 100
         self.trackers = {peer: PathTracker(peer, self.timeout, share, now) for peer in self.peers}
         asyncio.get_running_loop().add_reader(self.sock.fileno(), self._on_readable)
         self.every("send", self.interval)
-        self.every("check", max(0.005, min(self.interval, self.timeout / 10)))
+        self.every("check", self.check_period)
         self._send_all()
         self.log.info(
             "heartbeat started",
@@ -96,16 +103,22 @@ class LanHeartbeat(Actor):
                 self._report(tracker.check(now), None)
 
     def _notice_stall(self, now: float) -> None:
+        """Called first in every callback. Our own absence is not the peers' silence; and if our
+        frames stopped for at least timeout - interval, a peer may have declared us dead (its
+        frames' arrival gaps can exceed our send gaps by the network's jitter: hence the
+        interval's margin — a needless stand-down is safe, a missed one is not)."""
         gap, self.last_turn = now - self.last_turn, now
-        if gap <= self.timeout:
-            return
-        for tracker in self.trackers.values():
-            tracker.forgive(now)
-        self.log.error("this heartbeat was stalled longer than the timeout", stalled_for=gap)
-        self.publish(
-            topics.heartbeat_stall(self.heartbeat),
-            {"heartbeat": self.heartbeat, "stalled_for": round(gap, 3)},
-        )
+        if gap > 2 * self.check_period:
+            for tracker in self.trackers.values():
+                tracker.forgive(gap - self.check_period)
+        silent = now - self.last_send
+        if silent >= self.stall_after and self.stall_reported_for != self.last_send:
+            self.stall_reported_for = self.last_send
+            self.log.error("this server's heartbeat was stalled", frames_stopped_for=silent)
+            self.publish(
+                topics.heartbeat_stall(self.heartbeat),
+                {"heartbeat": self.heartbeat, "stalled_for": round(silent, 3)},
+            )
 
     async def on_stop(self) -> None:
         self._close()
@@ -119,6 +132,7 @@ class LanHeartbeat(Actor):
 
     # sending -----------------------------------------------------------------------------------
     def _send_all(self) -> None:
+        self.last_send = time.monotonic()
         self.seq += 1
         data = frame.encode(
             self.key, Beat(self.server, self.incarnation, self.seq, {"node": "running"})

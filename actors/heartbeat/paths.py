@@ -55,13 +55,13 @@ class PathTracker:
             return self._move(PathState.CAUTION, silent)
         return None
 
-    def forgive(self, now: float) -> None:
-        """We were not listening (our own process was stalled): restart the silence clock
-        rather than blame the peer for it."""
+    def forgive(self, seconds: float) -> None:
+        """We were not running for `seconds` (our own process was stalled): that time is not
+        the peer's silence."""
         if self.last_beat is None:
-            self.listening_since = now
+            self.listening_since += seconds
         else:
-            self.last_beat = now
+            self.last_beat += seconds
 
     def silent_for(self, now: float) -> float:
         return now - self._reference()

@@ -45,3 +45,13 @@ def test_regular_beats_cause_no_changes() -> None:
         (i * 0.04 + 0.02, "check") for i in range(99)
     ]
     assert states(t, sorted(events)) == [N]
+
+
+def test_our_own_absence_is_not_the_peers_silence() -> None:
+    t = PathTracker("p", timeout=0.6, delay_share=0.5, now=0.0)
+    t.beat(1.0)
+    # We were stopped from 1.05 to 1.65; the peer's frames wait in our socket buffer.
+    t.forgive(0.6)
+    assert t.check(1.65) is None and t.state is N
+    assert t.check(2.19).state is C  # 0.59 s of silence while we ran: late, not yet lost
+    assert t.check(2.2).state is E
