@@ -56,6 +56,7 @@ NODE_STOP_TIMEOUT = 10.0
 NODE_STOP_TIMEOUT_RANGE = (0.1, 600.0)
 NODE_ON_CRITICAL_FAILURE = "stop_service"
 NODE_ON_ISOLATION = "shutdown"  # the original's NP action: stop the service and shut down the OS
+NODE_HOLD_AFTER_UNCLEAN_STOP = True  # the original suspends automatic start after a crash
 RESTART_TYPES = ("permanent", "transient", "temporary")
 ACTOR_RESTART = "permanent"
 ACTOR_CRITICAL = False

@@ -69,6 +69,7 @@ class NodeSettings:
     stop_timeout: float
     on_critical_failure: str  # stop_service | shutdown | reboot | panic
     on_isolation: str = "shutdown"  # what NP resolution does to a server found isolated
+    hold_after_unclean_stop: bool = True  # hold automatic group start after a crash
     actors: tuple[NodeActor, ...] = ()
 
 

@@ -50,6 +50,7 @@ def read_node(top: Reader, actor_kinds: Collection[str] | None) -> NodeSettings:
     stop_timeout = r.duration("stop_timeout", d.NODE_STOP_TIMEOUT, d.NODE_STOP_TIMEOUT_RANGE)
     action = read_final_action(r, "on_critical_failure", "node", d.NODE_ON_CRITICAL_FAILURE)
     on_isolation = read_final_action(r, "on_isolation", "node", d.NODE_ON_ISOLATION)
+    hold = r.boolean("hold_after_unclean_stop", d.NODE_HOLD_AFTER_UNCLEAN_STOP)
     actors = _read_actors(r, stop_timeout, actor_kinds)
     r.finish()
     return NodeSettings(
@@ -60,6 +61,7 @@ def read_node(top: Reader, actor_kinds: Collection[str] | None) -> NodeSettings:
         stop_timeout=stop_timeout,
         on_critical_failure=action,
         on_isolation=on_isolation,
+        hold_after_unclean_stop=hold,
         actors=actors,
     )
 

@@ -122,6 +122,7 @@ def membership_args(cfg: Cluster, heartbeats: list[Heartbeat], server: str) -> d
         "heartbeat_actors": {hb.name: HEARTBEAT_ACTOR_PREFIX + hb.name for hb in heartbeats},
         "settle": SETTLE_BEATS * cfg.timing.heartbeat_interval,
         "timeout": cfg.timing.heartbeat_timeout,
+        "startup_wait": cfg.timing.startup_wait,
         "servers": [s.name for s in cfg.servers],
         "master": cfg.master.name,
         "np": nps,

@@ -37,6 +37,7 @@ from supervisor.spec import ChildSpec, Restart, SupervisorSettings
 from supervisor.systemd import Notifier
 
 SUPERVISOR = "supervisor"
+RUNNING_MARKER = "running"  # present while a node runs; left behind by an unclean stop
 UNKILLABLE_AFTER = 5.0  # seconds after SIGKILL: a process still there is stuck in the kernel
 
 
@@ -68,6 +69,7 @@ class Node:
         self._launcher: TemplateLauncher | SpawnLauncher | None = None
         self._notifier = Notifier()
         self._member_view: dict[str, Any] | None = None
+        self.unclean_previous_stop = False
         self._last_watchdog = 0.0
 
     # entry point -------------------------------------------------------------------------------
@@ -83,11 +85,15 @@ class Node:
                 f"cannot use state directory {self.paths.state_dir}: {exc.strerror or exc}"
             ) from None
         try:
+            self._note_previous_stop()
             self._clear_stale_sockets()
             self._launcher = self._make_launcher()
             code = asyncio.run(self._main())
         finally:
             self._close_launcher()
+            if self.state == "stopped":  # an orderly stop: the next start is a clean one
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.paths.state_dir, RUNNING_MARKER))
             self._release_lock()
         if self._escalation is not None:
             action, reason = self._escalation
@@ -133,6 +139,15 @@ class Node:
             os.ftruncate(self._lock_fd, 0)
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    def _note_previous_stop(self) -> None:
+        """A `running` marker left by the previous run means it did not stop in order (crash,
+        SIGKILL, power loss): automatic start of groups is then held until an operator says
+        so, as in the original. The marker goes when this run stops in order."""
+        marker = os.path.join(self.paths.state_dir, RUNNING_MARKER)
+        self.unclean_previous_stop = os.path.exists(marker)
+        with open(marker, "w") as f:
+            f.write(f"{os.getpid()}\n")
 
     def _clear_stale_sockets(self) -> None:
         # We hold the lock, so any socket file left here belongs to a node that died.
@@ -180,6 +195,16 @@ class Node:
             if not self._stop.is_set():
                 self.state = "running"
                 self._publish_node_state()
+                if self.auto_start_held:
+                    self.bus.publish(
+                        topics.alert("warning"),
+                        {
+                            "module": "node",
+                            "event": "auto_start_held",
+                            "message": "automatic start of groups is held: the cluster service was "
+                            "not stopped in order last time",
+                        },
+                    )
                 self._notifier.ready(self._status_line())
                 self.log.info("node running", actors=len(self.children))
             await self._stop.wait()
@@ -487,6 +512,10 @@ class Node:
             assert child.pid is not None
             os.kill(child.pid, signal.SIGKILL)
 
+    @property
+    def auto_start_held(self) -> bool:
+        return self.unclean_previous_stop and self.settings.hold_after_unclean_stop
+
     def critical_live(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         return all(
@@ -537,7 +566,12 @@ class Node:
         now = time.monotonic()
         cluster_state = {"starting": "starting", "running": "online"}.get(self.state, "stopping")
         return {
-            "cluster": {"name": self.settings.cluster, "state": cluster_state},
+            "cluster": {
+                "name": self.settings.cluster,
+                "state": cluster_state,
+                "startup": (self._member_view or {}).get("startup", "complete"),
+                "auto_start": "held" if self.auto_start_held else "enabled",
+            },
             "server": self.settings.server,
             "servers": self._servers(),
             "np": [

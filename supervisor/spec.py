@@ -34,6 +34,7 @@ class SupervisorSettings:
     beat_interval: float = 0.5
     beat_timeout: float = 3.0
     on_critical_failure: str = "stop_service"
+    hold_after_unclean_stop: bool = True
     lab: bool = False  # node-level actions take their lab form (no OS shutdown, no sysrq)
     launcher: str = "template"  # template | spawn
     log_format: str = "auto"

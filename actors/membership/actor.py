@@ -8,6 +8,10 @@ path left, NP decisions. The epoch is persisted in the state directory so that i
 increasing across restarts. At start it asks every heartbeat actor for its paths, so a restart
 loses nothing.
 
+At node start it waits up to `startup_wait` for every other server (alerts when the wait starts
+and ends, complete or timed out); a restart of this actor within the same node run does not wait
+again. The view carries `startup`: waiting | complete | timed_out.
+
 When a server goes down, NP resolution runs (see `resolution.py`): an isolated server asks the
 supervisor for the configured node-level action and from then on ignores every other loss (SPEC
 §12-17: a server that is shutting itself down must not start failovers); a surviving one reports
@@ -67,6 +71,7 @@ class MembershipActor(Actor):
         for heartbeat, actor in self.heartbeat_actors.items():
             await self._seed(heartbeat, actor)
         self._emit(self.view.tick(time.monotonic()))
+        self._begin_startup(float(a["startup_wait"]))
         self._publish_view()
         self.every("tick", max(0.01, float(a["settle"]) / 4))
         self.every("refresh", REFRESH)
@@ -106,12 +111,63 @@ class MembershipActor(Actor):
         if name == "tick":
             events = self.view.tick(time.monotonic())
             self._emit(events)
+            self._check_startup()
             await self._resolve_if_lost(events)
         else:
             self._publish_view()
 
     def requests(self) -> dict[str, Handler]:
         return {"view": lambda body: self._snapshot()}
+
+    # cluster start -----------------------------------------------------------------------------
+    def _begin_startup(self, wait: float) -> None:
+        """Wait for the others once per node run: the marker holds the supervisor's pid."""
+        self.startup_marker = os.path.join(self.ctx.paths.state_dir, "startup.done")
+        run = str(self.ctx.launch.supervisor_pid)
+        try:
+            with open(self.startup_marker) as f:
+                done = f.read().split()
+        except FileNotFoundError:
+            done = []
+        if done[:1] == [run]:
+            self.startup = done[1] if len(done) > 1 else "complete"
+            return
+        self.startup = "waiting"
+        self.startup_deadline = time.monotonic() + wait
+        missing = self._missing()
+        if missing:
+            self._alert(
+                "info",
+                "startup_wait",
+                f"waiting up to {wait:g}s for the other servers to start: {', '.join(missing)}",
+                servers=missing,
+            )
+        self._check_startup()
+
+    def _missing(self) -> list[str]:
+        online = set(self.view.online())
+        return [s for s in self.servers if s != self.me and s not in online]
+
+    def _check_startup(self) -> None:
+        if self.startup != "waiting":
+            return
+        missing = self._missing()
+        if not missing:
+            self.startup = "complete"
+            self._alert("info", "startup_complete", "every server is up: cluster start complete")
+        elif time.monotonic() >= self.startup_deadline:
+            self.startup = "timed_out"
+            self._alert(
+                "warning",
+                "startup_timeout",
+                f"cluster start: stopped waiting; going on without {', '.join(missing)}",
+                servers=missing,
+            )
+        else:
+            return
+        with open(self.startup_marker, "w") as f:
+            f.write(f"{self.ctx.launch.supervisor_pid} {self.startup}\n")
+        self._publish_view()
 
     # partitions --------------------------------------------------------------------------------
     async def _resolve_if_lost(self, events: list[Event]) -> None:
@@ -197,7 +253,12 @@ class MembershipActor(Actor):
         (self.log.info if level == "info" else self.log.warning)(message, alert=event)
 
     def _snapshot(self) -> dict[str, Any]:
-        return {**self.view.snapshot(), "np": dict(self.np_states), "fencing": self.fencing}
+        return {
+            **self.view.snapshot(),
+            "np": dict(self.np_states),
+            "fencing": self.fencing,
+            "startup": getattr(self, "startup", "waiting"),
+        }
 
     def _publish_view(self) -> None:
         self.publish(topics.MEMBER_VIEW, self._snapshot())

@@ -278,3 +278,23 @@ def test_a_terminal_hang_up_leaves_the_node_running(start_node) -> None:
     status = node.status()
     assert status["node"]["state"] == "running" and status["node"]["launcher"] == "template"
     assert {a["name"]: a["pid"] for a in status["actors"]} == pids
+
+
+def test_after_an_unclean_stop_automatic_start_is_held(start_node) -> None:
+    node = start_node(actors("alpha"))
+    assert node.status()["cluster"]["auto_start"] == "enabled"
+    with open(node.config_path) as f:
+        config, state_dir = f.read(), node.state_dir
+    node.kill_all()  # the machine died: no orderly stop
+    again = NodeProcess(state_dir, config)
+    try:
+        status = again.wait_running()
+        assert status["cluster"]["auto_start"] == "held"
+        assert again.terminate() == 0  # an orderly stop...
+        third = NodeProcess(state_dir, config)
+        try:
+            assert third.wait_running()["cluster"]["auto_start"] == "enabled"  # ...clears it
+        finally:
+            third.kill_all()
+    finally:
+        again.kill_all()
