@@ -7,12 +7,14 @@ a generated cluster key) on UDP ports that differ per cluster (from --base-port)
 Two timing profiles: `default` (beat every 0.5 s, timeout 2 s) and `fast` (40 ms / 200 ms).
 
 1. Detection time. A fresh cluster per kill; once node1's status shows node2 online with both
-   paths normal, a SUB socket on node1's bus listens to `alert.`; t0 = time.monotonic() just
-   before SIGKILL of every process of node2 (its process group, then any straggler of its
-   session: the machine died); t1 = arrival of node1's `alert.error` with event `server_down` for
-   node2. Detection is bounded below by the timeout minus one beat interval (the last beat may
-   have come up to an interval before the kill) and above by the timeout plus a check period
-   (timeout/10) and the membership actor's reaction; "overhead" is detection minus the timeout.
+   paths normal, a SUB socket on node1's bus listens to `alert.`; after a random pause within one
+   beat interval (so that the kill falls at a random point of node2's beat cycle: the cluster
+   settles at the same point of it every time), t0 = time.monotonic() just before SIGKILL of
+   every process of node2 (its process group, then any straggler of its session: the machine
+   died); t1 = arrival of node1's `alert.error` with event `server_down` for node2. Detection is
+   bounded below by the timeout minus one beat interval (the last beat may have come up to an
+   interval before the kill) and above by the timeout plus a check period (timeout/10) and the
+   membership actor's reaction; "overhead" is detection minus the timeout.
 2. False `server_down` alerts under CPU saturation. A cluster per profile, settled, then as many
    busy loops (`python -c "while True: pass"`) as cores for --load-seconds; `alert.` is counted
    on both nodes (printed, not asserted: it must be 0). The heartbeat actors ask for SCHED_RR;
@@ -28,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -126,7 +129,7 @@ def is_down(env: common.Envelope, server: str) -> bool:
 
 def one_kill(profile: str, port: int) -> float:
     """Detection time in ms of node2's death by node1, on a fresh cluster."""
-    timeout = TIMING_PROFILES[profile][1]
+    interval, timeout = TIMING_PROFILES[profile]
     with cluster(profile, port) as nodes:
         n1, n2 = nodes["node1"], nodes["node2"]
         settled(n1, "node2")
@@ -134,6 +137,9 @@ def one_kill(profile: str, port: int) -> float:
         sub = common.subscriber(ctx, n1.paths, "alert.")
         try:
             time.sleep(0.3)  # the subscription must reach the proxy first (slow joiner)
+            # The kill must fall at a random point of node2's beat cycle: the cluster settles
+            # at the same point of it every time, which would bias detection.
+            time.sleep(random.uniform(0.0, interval))
             while sub.poll(0, zmq.POLLIN):  # drain: t1 must not wait behind old messages
                 sub.recv_multipart()
             t0 = time.monotonic()
