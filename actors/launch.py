@@ -19,6 +19,7 @@ class ActorLaunch:
     args: dict[str, Any] = field(default_factory=dict)
     log_format: str = "auto"  # auto | json | console
     supervisor_pid: int = 0  # the actor ends itself if this process dies (0: do not watch)
+    node_run: str = ""  # random per run of the node: tells a restart within a run from a new run
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

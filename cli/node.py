@@ -85,6 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         beat_timeout=cfg.node.beat_timeout,
         on_critical_failure=cfg.node.on_critical_failure,
         hold_after_unclean_stop=cfg.node.hold_after_unclean_stop,
+        fence_time=cfg.node.stop_timeout,
         lab=args.lab,
         launcher=args.launcher,
         log_format=args.log_format,

@@ -8,6 +8,7 @@ Later issues add the link and groups here.
 
 from __future__ import annotations
 
+from actors.heartbeat.timing import check_period, stall_after
 from actors.membership.resolution import fence_wait
 from config import Cluster, Heartbeat, NpResource
 from supervisor.spec import ChildSpec, Restart
@@ -30,6 +31,7 @@ def child_specs(cfg: Cluster, server: str) -> list[ChildSpec]:
             stop_timeout=cfg.node.stop_timeout,
             critical=True,
             start_timeout=start_timeout,
+            fence_early=True,
         )
         for hb in cfg.heartbeats
         if _runs_on(hb, server)
@@ -107,6 +109,7 @@ def membership_args(cfg: Cluster, heartbeats: list[Heartbeat], server: str) -> d
     for hb in heartbeats:
         for peer in heartbeat_args(cfg, hb, server)["peers"]:
             peers[peer].append(hb.name)
+    interval, timeout = cfg.timing.heartbeat_interval, cfg.timing.heartbeat_timeout
     nps = [
         {
             "name": np.name,
@@ -127,10 +130,13 @@ def membership_args(cfg: Cluster, heartbeats: list[Heartbeat], server: str) -> d
         "master": cfg.master.name,
         "np": nps,
         "on_isolation": cfg.node.on_isolation,
-        # resolution.py states the rule; the loser's fence time is its node stop deadline
+        # resolution.py states the rule. Every server has the same configuration, so the NP
+        # methods the loser runs are all of them (a method limited to some servers included).
         "fence_wait": fence_wait(
-            cfg.timing.heartbeat_interval,
-            (n["check_time"] for n in nps),
+            interval,
+            check_period(interval, timeout),
+            stall_after(interval, timeout),
+            (_np_check_time(np.params) for np in cfg.np),
             cfg.node.stop_timeout,
         ),
     }

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import secrets
 import signal
 import stat
 import time
@@ -70,6 +71,7 @@ class Node:
         self._notifier = Notifier()
         self._member_view: dict[str, Any] | None = None
         self.unclean_previous_stop = False
+        self.run_id = secrets.token_hex(8)
         self._last_watchdog = 0.0
 
     # entry point -------------------------------------------------------------------------------
@@ -274,6 +276,7 @@ class Node:
             args=spec.args,
             log_format=self.settings.log_format,
             supervisor_pid=os.getpid(),
+            node_run=self.run_id,
         )
         child.launched_at = time.monotonic()
         child.last_beat = 0.0
@@ -323,11 +326,29 @@ class Node:
         self._on_exit(child, code)
 
     async def _stop_all(self) -> None:
-        for child in reversed(list(self.children.values())):
-            await self._stop_child(child)
+        """Reverse order. After an escalation the node is standing down (fencing itself): the
+        actors marked `fence_early` (heartbeats: the others must stop hearing us) go first, and
+        the whole stop is bounded by the fence time, after which everything left is killed —
+        the fencing wait of the surviving servers counts on that bound."""
+        children = list(reversed(self.children.values()))
+        if self._escalation is None:
+            for child in children:
+                await self._stop_child(child)
+            return
+        children.sort(key=lambda c: not c.spec.fence_early)  # stable: reverse order otherwise
+        deadline = time.monotonic() + self.settings.fence_time
+        for child in children:
+            await self._stop_child(child, max(0.0, deadline - time.monotonic()))
+        for child in children:
+            if child.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
 
-    async def _stop_child(self, child: Child) -> None:
+    async def _stop_child(self, child: Child, limit: float | None = None) -> None:
         child.stop_requested = True
+        stop_timeout = (
+            child.spec.stop_timeout if limit is None else min(limit, child.spec.stop_timeout)
+        )
         if child.pending_restart is not None:
             child.pending_restart.cancel()  # type: ignore[attr-defined]
             child.pending_restart = None
@@ -340,13 +361,11 @@ class Node:
             os.kill(pid, signal.SIGTERM)
             os.kill(pid, signal.SIGCONT)  # a stopped (SIGSTOPped) process must wake to die
         try:
-            async with asyncio.timeout(child.spec.stop_timeout):
+            async with asyncio.timeout(stop_timeout):
                 await self._exited[child.spec.name].wait()
         except TimeoutError:
             self.log.warning(
-                "actor did not stop in time; killing",
-                name=child.spec.name,
-                deadline=child.spec.stop_timeout,
+                "actor did not stop in time; killing", name=child.spec.name, deadline=stop_timeout
             )
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -437,7 +456,8 @@ class Node:
 
     def _escalate(self, action: NodeAction, reason: str) -> None:
         self.log.error("escalating to a node-level action", action=str(action), reason=reason)
-        node_actions.record(self.paths.state_dir, action, reason, self.settings.lab)
+        if self._escalation is None or action is NodeAction.PANIC:  # the one carried out
+            node_actions.record(self.paths.state_dir, action, reason, self.settings.lab)
         if action is NodeAction.PANIC:
             pids = [c.pid for c in self.children.values() if c.pid is not None]
             node_actions.panic_now(pids, self.settings.lab)
@@ -472,9 +492,19 @@ class Node:
     async def _patrol(self) -> None:
         """Hang detection, the systemd watchdog, and reaping of strays, a few times per beat."""
         period = max(0.02, min(self.settings.beat_interval / 2, 0.25))
+        last = time.monotonic()
         while True:
             await asyncio.sleep(period)
             now = time.monotonic()
+            gap, last = now - last, now
+            if gap > 2 * period:
+                # The whole node was stopped or starved, we with it: the silence of the actors
+                # is ours, not theirs. Killing them now would also kill what must act on the
+                # stall (membership standing the node down).
+                for child in self.children.values():
+                    if child.last_beat:
+                        child.last_beat += gap - period
+                    child.launched_at += gap - period
             for child in self.children.values():
                 self._check_liveness(child, now)
             self._feed_watchdog(now)

@@ -22,6 +22,7 @@ class ChildSpec:
     stop_timeout: float = 10.0  # SIGTERM, then SIGKILL after this long
     critical: bool = False  # escalation past the restart intensity triggers the node-level action
     start_timeout: float = 10.0  # launched → first beat
+    fence_early: bool = False  # stopped first when the node stands down (heartbeats)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class SupervisorSettings:
     beat_timeout: float = 3.0
     on_critical_failure: str = "stop_service"
     hold_after_unclean_stop: bool = True
+    fence_time: float = 10.0  # a standing-down node is stopped within this, then killed
     lab: bool = False  # node-level actions take their lab form (no OS shutdown, no sysrq)
     launcher: str = "template"  # template | spawn
     log_format: str = "auto"

@@ -1,15 +1,18 @@
 """The heartbeat frame, the same on every path (UDP, serial line, disk slot).
 
     magic "HVHB" | version u8 | flags u8 | incarnation u64 | seq u64
-    | sender length u16 | sender (UTF-8) | status length u16 | status (msgpack map)
+    | sender length u16 | sender (UTF-8) | status length u16 | status (msgpack map; names the hb)
     | HMAC-SHA256 of all the above with the cluster key (32 bytes)
 
 Fixed-width big-endian integers (a portable wire format, SPEC §12-11). The MAC is checked, in
 constant time, before anything inside is trusted or parsed. Every frame carries the sender's
 incarnation (larger at every start of the sender's heartbeat actor: `actors/counter_file.py`)
 and a sequence number that grows within it, so `ReplayGuard` refuses a frame seen before.
-A receiver that restarts forgets what it saw; until the sender's next frame, a recording of that
-sender's current incarnation could be replayed at it once — the window is one heartbeat interval.
+The status names the heartbeat, so a frame recorded on one path is refused on another. A receiver
+that restarts forgets what it saw: a recording of a sender's current incarnation is accepted
+again until that sender's next genuine frame — and indefinitely if the sender died meanwhile
+(keeping a dead server "up" takes a recording and a receiver restart; persisting the guard's
+marks is the remedy, not done yet).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from actors.heartbeat import frame
 from actors.heartbeat.frame import Beat, FrameError, ReplayGuard
 from actors.heartbeat.paths import Change, PathState, PathTracker
 from actors.heartbeat.realtime import request_realtime
+from actors.heartbeat.timing import check_period, stall_after
 from bus import topics
 from bus.counters import DropCounter
 from bus.rpc import Handler
@@ -73,12 +74,10 @@ class LanHeartbeat(Actor):
             raise RuntimeError(f"cannot listen on {a['address']}:{a['port']}/udp: {exc}") from exc
         now = time.monotonic()
         self.last_turn = now  # when this actor last ran (to notice our own stalls)
-        self.last_send = now
+        self.last_send = _boottime()  # counts time suspended too: the peers' clocks did run
         self.stall_reported_for = 0.0  # the last_send a stall was reported for (report once)
-        self.check_period = max(0.005, min(self.interval, self.timeout / 10))
-        # Frames stopped this long: a peer may have declared us dead (see _notice_stall); never
-        # below 1.5 intervals, or a timeout under three intervals would see stalls all the time.
-        self.stall_after = max(self.timeout - self.interval, 1.5 * self.interval)
+        self.check_period = check_period(self.interval, self.timeout)
+        self.stall_after = stall_after(self.interval, self.timeout)
         share = float(a.get("delay_warning", 50)) / 100
         self.trackers = {peer: PathTracker(peer, self.timeout, share, now) for peer in self.peers}
         asyncio.get_running_loop().add_reader(self.sock.fileno(), self._on_readable)
@@ -111,7 +110,7 @@ class LanHeartbeat(Actor):
         if gap > 2 * self.check_period:
             for tracker in self.trackers.values():
                 tracker.forgive(gap - self.check_period)
-        silent = now - self.last_send
+        silent = _boottime() - self.last_send
         if silent >= self.stall_after and self.stall_reported_for != self.last_send:
             self.stall_reported_for = self.last_send
             self.log.error("this server's heartbeat was stalled", frames_stopped_for=silent)
@@ -132,11 +131,11 @@ class LanHeartbeat(Actor):
 
     # sending -----------------------------------------------------------------------------------
     def _send_all(self) -> None:
-        self.last_send = time.monotonic()
+        self.last_send = _boottime()
         self.seq += 1
-        data = frame.encode(
-            self.key, Beat(self.server, self.incarnation, self.seq, {"node": "running"})
-        )
+        # The heartbeat's name is sealed in: a frame recorded on one path is refused on another.
+        status = {"node": "running", "hb": self.heartbeat}
+        data = frame.encode(self.key, Beat(self.server, self.incarnation, self.seq, status))
         for address in self.peers.values():
             try:
                 self.sock.sendto(data, address)
@@ -173,6 +172,9 @@ class LanHeartbeat(Actor):
             return
         if self.peer_at.get(address) != beat.sender:
             self.dropped.drop("wrong source address")
+            return
+        if beat.status.get("hb") != self.heartbeat:
+            self.dropped.drop("another heartbeat's frame")
             return
         if not self.guard.accept(beat):
             self.dropped.drop("replayed")
@@ -225,3 +227,8 @@ class LanHeartbeat(Actor):
         if sock is not None and sock.fileno() >= 0:
             asyncio.get_running_loop().remove_reader(sock.fileno())
             sock.close()
+
+
+def _boottime() -> float:
+    """Monotonic, and counting time the machine was suspended (CLOCK_MONOTONIC does not)."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)

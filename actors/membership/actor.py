@@ -27,9 +27,10 @@ import os
 import time
 from typing import Any
 
+from actors import exitcodes
 from actors.base import Actor
 from actors.counter_file import next_counter, store_counter
-from actors.membership.resolution import majority_survives
+from actors.membership.resolution import NP_REQUEST_MARGIN, majority_survives
 from actors.membership.view import Event, MembershipView
 from bus import topics
 from bus.envelope import Envelope
@@ -63,21 +64,33 @@ class MembershipActor(Actor):
         self.np_states: dict[str, str] = {np["name"]: "unknown" for np in self.nps}
         self.stalls: dict[str, float] = {}
         self.fencing = False
-        self.pending_fences: list[asyncio.TimerHandle] = []
+        self.pending_fences: dict[str, asyncio.TimerHandle] = {}
         self.epoch_file = os.path.join(self.ctx.paths.state_dir, "membership.epoch")
         # The epoch continues from the last one stored (or the clock): it never goes back.
         epoch = next_counter(self.epoch_file)
         self.view = MembershipView(self.me, a["peers"], float(a["settle"]), epoch)
         for heartbeat, actor in self.heartbeat_actors.items():
             await self._seed(heartbeat, actor)
+        for np in self.nps:
+            if np["actor"]:
+                answer = await self._ask(np["actor"], "state", 2.0)
+                if answer:
+                    self.np_states[np["name"]] = answer["state"]
         self._emit(self.view.tick(time.monotonic()))
-        self._begin_startup(float(a["startup_wait"]))
+        restarted = self._begin_startup(float(a["startup_wait"]))
         self._publish_view()
+        if restarted:
+            # Restarted within the node's run: a resolution may have been cut short and the
+            # fence timers are gone. Resolve again every loss we see (the full wait again).
+            offline = [
+                s for s, v in self.view.snapshot()["servers"].items() if v["state"] == "offline"
+            ]
+            await self._resolve(offline)
         self.every("tick", max(0.01, float(a["settle"]) / 4))
         self.every("refresh", REFRESH)
 
     async def on_stop(self) -> None:
-        for handle in self.pending_fences:
+        for handle in self.pending_fences.values():
             handle.cancel()
 
     async def _seed(self, heartbeat: str, actor: str) -> None:
@@ -120,10 +133,10 @@ class MembershipActor(Actor):
         return {"view": lambda body: self._snapshot()}
 
     # cluster start -----------------------------------------------------------------------------
-    def _begin_startup(self, wait: float) -> None:
-        """Wait for the others once per node run: the marker holds the supervisor's pid."""
+    def _begin_startup(self, wait: float) -> bool:
+        """Wait for the others once per node run: the marker holds the run's id."""
         self.startup_marker = os.path.join(self.ctx.paths.state_dir, "startup.done")
-        run = str(self.ctx.launch.supervisor_pid)
+        run = self.ctx.launch.node_run
         try:
             with open(self.startup_marker) as f:
                 done = f.read().split()
@@ -131,7 +144,7 @@ class MembershipActor(Actor):
             done = []
         if done[:1] == [run]:
             self.startup = done[1] if len(done) > 1 else "complete"
-            return
+            return True  # this actor restarted within the run
         self.startup = "waiting"
         self.startup_deadline = time.monotonic() + wait
         missing = self._missing()
@@ -143,6 +156,7 @@ class MembershipActor(Actor):
                 servers=missing,
             )
         self._check_startup()
+        return False
 
     def _missing(self) -> list[str]:
         online = set(self.view.online())
@@ -166,12 +180,23 @@ class MembershipActor(Actor):
         else:
             return
         with open(self.startup_marker, "w") as f:
-            f.write(f"{self.ctx.launch.supervisor_pid} {self.startup}\n")
+            f.write(f"{self.ctx.launch.node_run} {self.startup}\n")
         self._publish_view()
 
     # partitions --------------------------------------------------------------------------------
     async def _resolve_if_lost(self, events: list[Event]) -> None:
-        lost = [e.server for e in events if e.kind == "server_down"]
+        for e in events:
+            if e.kind == "server_up":
+                self._cancel_fence(e.server)
+        # A server never seen up (not started yet, at cluster start) is no partition to resolve.
+        lost = [
+            e.server
+            for e in events
+            if e.kind == "server_down" and e.details.get("previous") == "online"
+        ]
+        await self._resolve(lost)
+
+    async def _resolve(self, lost: list[str]) -> None:
         if not lost:
             return
         verdicts = {}
@@ -187,7 +212,8 @@ class MembershipActor(Actor):
             )
             loop = asyncio.get_running_loop()
             for server in lost:
-                self.pending_fences.append(loop.call_later(self.fence_wait, self._fenced, server))
+                self._cancel_fence(server)
+                self.pending_fences[server] = loop.call_later(self.fence_wait, self._fenced, server)
         else:
             await self._fence_self(
                 f"network partition: this server is isolated ({self._describe(verdicts)})"
@@ -196,10 +222,16 @@ class MembershipActor(Actor):
     async def _np_verdict(self, np: dict[str, Any]) -> bool:
         if np["type"] == "majority":
             return majority_survives(self.view.online(), self.me, self.servers, self.master)
-        answer = await self._ask(np["actor"], "check", float(np["check_time"]) + 2.0)
+        answer = await self._ask(np["actor"], "check", float(np["check_time"]) + NP_REQUEST_MARGIN)
         return bool(answer and answer.get("reachable"))  # no answer: cannot confirm: isolated
 
+    def _cancel_fence(self, server: str) -> None:
+        handle = self.pending_fences.pop(server, None)
+        if handle is not None:
+            handle.cancel()
+
     def _fenced(self, server: str) -> None:
+        self.pending_fences.pop(server, None)
         if not self.fencing and self.view.mark_fenced(server):
             store_counter(self.epoch_file, self.view.epoch)
             self._publish_view()
@@ -225,14 +257,15 @@ class MembershipActor(Actor):
 
     async def _fence_self(self, reason: str) -> None:
         self.fencing = True
-        for handle in self.pending_fences:
-            handle.cancel()
+        for server in list(self.pending_fences):
+            self._cancel_fence(server)
         self._alert("error", "np_isolated", f"{reason}; node action: {self.on_isolation}")
         answer = await self._ask(
             "node", "node_action", 5.0, {"action": self.on_isolation, "reason": reason}
         )
-        if answer is None:
-            self.log.error("the supervisor did not take the node action", reason=reason)
+        if answer is None:  # standing down is not optional: the exit-code contract's panic
+            self.log.error("the supervisor did not take the node action; panic", reason=reason)
+            self.stop(exitcodes.PANIC)
 
     # publishing --------------------------------------------------------------------------------
     def _emit(self, events: list[Event], path_changed: bool = False) -> None:

@@ -42,7 +42,7 @@ class PingNp(Actor):
             self.prober.close()
 
     def requests(self) -> dict[str, Handler]:
-        return {"check": self._check}
+        return {"check": self._check, "state": lambda body: {"state": self.state}}
 
     async def _check(self, body: dict[str, Any]) -> dict[str, Any]:
         target = await self._reachable()

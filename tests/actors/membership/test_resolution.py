@@ -36,5 +36,7 @@ def test_exactly_one_side_of_any_two_way_split_survives_by_majority() -> None:
 
 
 def test_fence_wait_covers_the_losers_worst_case() -> None:
-    assert fence_wait(0.5, [3.0, 0.0], 10.0) == 13.5
-    assert fence_wait(0.5, [], 10.0) == 10.5
+    # skew 0.5 + 0.05 + 1.5; NP checks run one after another, each with its request margin;
+    # the stand-down deadline and the kill margin
+    assert fence_wait(0.5, 0.05, 1.5, [3.0, 0.0], 10.0) == pytest.approx(2.05 + 7.0 + 12.0)
+    assert fence_wait(0.5, 0.05, 1.5, [], 10.0) == pytest.approx(2.05 + 12.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 from harness import node_config
@@ -17,13 +18,20 @@ HB = {"name": "lan", "type": "lanhb", "network": "public", "port": 29131}
 def config(tmp_path):
     key = str(tmp_path / "cluster.key")
     generate_cluster_key(key)
-    return lambda wait: node_config(
-        [],
-        servers=("node1", "node2"),
-        subnet="127.0.0",
-        heartbeats=(HB,),
-        key_file=key,
-        timing={"heartbeat_interval": "100ms", "heartbeat_timeout": "600ms", "startup_wait": wait},
+    return lambda wait, extra="": (
+        node_config(
+            [],
+            servers=("node1", "node2"),
+            subnet="127.0.0",
+            heartbeats=(HB,),
+            key_file=key,
+            timing={
+                "heartbeat_interval": "100ms",
+                "heartbeat_timeout": "600ms",
+                "startup_wait": wait,
+            },
+        )
+        + extra
     )
 
 
@@ -59,3 +67,15 @@ def test_a_restarted_membership_actor_does_not_wait_again(start_node, config):
     )
     view = n1.request("view", service="membership")
     assert view["startup"] == "timed_out"
+
+
+def test_a_server_starting_alone_is_no_partition_to_resolve(start_node, config):
+    # node2 (not the master) alone in a two-server majority cluster: were node1's absence taken
+    # for a partition, node2 would find itself without a majority and stand down
+    votes = '\n[[np]]\nname = "votes"\ntype = "majority"\n'
+    n2 = start_node(config=config("1s", votes), server="node2")
+    n2.wait_status(lambda s: startup(s) == "timed_out", timeout=10)
+    time.sleep(1.0)
+    st = n2.status()
+    assert st["node"]["state"] == "running"
+    assert {s["name"]: s["state"] for s in st["servers"]}["node1"] == "offline"
