@@ -59,6 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     part.add_argument("servers", nargs="+", metavar="SERVER", help='servers (and/or "router")')
     part.add_argument("--network", help="only on this network (default: every network)")
+    part.add_argument(
+        "--one-way",
+        action="store_true",
+        help="drop only what the named servers send to the others (they still hear everyone)",
+    )
     loss = add("loss", "drop a share of a server's packets on one network at random", cmd_loss)
     loss.add_argument("server", help='a server (or "router")')
     loss.add_argument("--network", required=True)
@@ -124,7 +129,7 @@ def cmd_server(lab, args: argparse.Namespace) -> int:
 
 
 def cmd_partition(lab, args: argparse.Namespace) -> int:
-    fault = lab.partition(args.servers, network=args.network)
+    fault = lab.partition(args.servers, network=args.network, one_way=args.one_way)
     if args.json:
         _print_json(fault)
     return 0

@@ -7,7 +7,8 @@ A fault is a plain dict, kept in the lab state:
 - `{"kind": "partition", "members": [names], "network": name | None}`: drop every frame between a
   port of a member and a port of anyone else (the other servers and the router) on that network,
   or on every network when None. "router" may be a member: `partition node1 router` keeps node1
-  and the router together.
+  and the router together. With `"one_way": true`, only frames from the members to the others
+  are dropped (the members still hear everyone): a one-way loss.
 - `{"kind": "loss", "server": name, "network": name, "percent": p}`: drop each frame from or to the
   server's port on that network with probability p/100 (`numgen random`).
 
@@ -48,7 +49,8 @@ def rules(state: LabState, fault: dict[str, Any]) -> list[str]:
             outside = [p for who, p in ports.items() if who not in fault["members"]]
             if inside and outside:
                 out.append(f"iifname {_set(inside)} oifname {_set(outside)} drop")
-                out.append(f"iifname {_set(outside)} oifname {_set(inside)} drop")
+                if not fault.get("one_way"):
+                    out.append(f"iifname {_set(outside)} oifname {_set(inside)} drop")
         return out
     if fault["kind"] == "loss":
         port = ports_on(state, fault["network"]).get(fault["server"])
@@ -63,7 +65,8 @@ def rules(state: LabState, fault: dict[str, Any]) -> list[str]:
 def describe(fault: dict[str, Any]) -> str:
     where = f"on {fault['network']}" if fault.get("network") else "on every network"
     if fault["kind"] == "partition":
-        return f"partition {' + '.join(fault['members'])} | the others {where}"
+        arrow = "->" if fault.get("one_way") else "|"
+        return f"partition {' + '.join(fault['members'])} {arrow} the others {where}"
     return f"loss {fault['percent']:g}% of {fault['server']}'s frames {where}"
 
 

@@ -389,9 +389,11 @@ class Lab:
         st.faults = new
         lab_state.save(st)
 
-    def partition(self, members: Sequence[str], network: str | None = None) -> dict[str, Any]:
+    def partition(
+        self, members: Sequence[str], network: str | None = None, one_way: bool = False
+    ) -> dict[str, Any]:
         """Drop all traffic between `members` (servers, and "router" if named) and everyone else,
-        on `network` or on every network."""
+        on `network` or on every network; with `one_way`, only what the members send."""
         if not members:
             raise LabError("name at least one server to partition")
         with self._locked():
@@ -401,7 +403,12 @@ class Lab:
                 name = naming.ROUTER_NAME if m == naming.ROUTER_NAME else self.server(st, m).name
                 if name not in names:
                     names.append(name)
-            fault = {"kind": "partition", "members": names, "network": self._network(st, network)}
+            fault = {
+                "kind": "partition",
+                "members": names,
+                "network": self._network(st, network),
+                "one_way": one_way,
+            }
             if not faults.rules(st, fault):
                 where = f"network {network!r}" if network else "any network"
                 raise LabError(f"nothing to partition: nobody else shares {where} with them")

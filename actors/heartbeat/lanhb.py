@@ -8,7 +8,8 @@ forged (wrong MAC: another cluster's key, or an attacker's), replayed, from an u
 an address that is not that sender's, or our own, is dropped and counted — never raised.
 
 Events: `hb.<heartbeat>.<peer>` on every change of a peer's path state
-(`unknown|normal|caution|error`, body: state, previous, silent_for, seq, incarnation, status);
+(`unknown|normal|caution|error`, body: state, previous, silent_for, seq, incarnation, status) or of
+`deaf` (the peer's frames say it has lost ours on this path);
 `hbstall.<heartbeat>` when this process itself was stalled (paused, starved) so long that its
 frames stopped for (nearly) a timeout: the peers may have declared us dead — membership fences the
 node when every heartbeat reports it. Time this actor was not running never counts as a peer's
@@ -60,6 +61,7 @@ class LanHeartbeat(Actor):
         self.dropped = DropCounter()
         self.received = self.accepted = self.sent = self.send_errors = 0
         self.guard = ReplayGuard()
+        self.deaf_peers: dict[str, bool] = {}
         state_file = os.path.join(self.ctx.paths.state_dir, "hb", f"{self.name}.incarnation")
         self.incarnation = next_counter(state_file)
         self.seq = 0
@@ -134,9 +136,15 @@ class LanHeartbeat(Actor):
         self.last_send = _boottime()
         self.seq += 1
         # The heartbeat's name is sealed in: a frame recorded on one path is refused on another.
-        status = {"node": "running", "hb": self.heartbeat}
-        data = frame.encode(self.key, Beat(self.server, self.incarnation, self.seq, status))
-        for address in self.peers.values():
+        # Each peer is also told how we hear it: with a one-way loss, the side whose frames are
+        # lost learns from the other's that it has been declared dead.
+        for peer, address in self.peers.items():
+            status = {
+                "node": "running",
+                "hb": self.heartbeat,
+                "hears": str(self.trackers[peer].state),
+            }
+            data = frame.encode(self.key, Beat(self.server, self.incarnation, self.seq, status))
             try:
                 self.sock.sendto(data, address)
                 self.sent += 1
@@ -180,7 +188,13 @@ class LanHeartbeat(Actor):
             self.dropped.drop("replayed")
             return
         self.accepted += 1
-        self._report(tracker.beat(time.monotonic()), beat)
+        change = tracker.beat(time.monotonic())
+        deaf = beat.status.get("hears") == "error"  # the peer has lost us on this path
+        if deaf != self.deaf_peers.get(beat.sender, False):
+            self.deaf_peers[beat.sender] = deaf
+            if change is None:  # no change of ours to report it with: report it alone
+                change = Change(beat.sender, tracker.state, tracker.state, 0.0)
+        self._report(change, beat)
 
     def _report(self, change: Change | None, beat: Beat | None) -> None:
         if change is None:
@@ -191,6 +205,7 @@ class LanHeartbeat(Actor):
             "silent_for": round(change.silent_for, 4),
             "heartbeat": self.heartbeat,
             "peer": change.peer,
+            "deaf": self.deaf_peers.get(change.peer, False),  # it no longer hears us here
         }
         if beat is not None:
             body.update(seq=beat.seq, incarnation=beat.incarnation, status=beat.status)

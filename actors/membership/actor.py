@@ -63,6 +63,7 @@ class MembershipActor(Actor):
         self.timeout = float(a["timeout"])
         self.np_states: dict[str, str] = {np["name"]: "unknown" for np in self.nps}
         self.stalls: dict[str, float] = {}
+        self.deaf: dict[tuple[str, str], bool] = {}  # (peer, heartbeat): it no longer hears us
         self.fencing = False
         self.pending_fences: dict[str, asyncio.TimerHandle] = {}
         self.epoch_file = os.path.join(self.ctx.paths.state_dir, "membership.epoch")
@@ -114,9 +115,11 @@ class MembershipActor(Actor):
         else:
             heartbeat, peer, state = (body.get(k) for k in ("heartbeat", "peer", "state"))
             if isinstance(heartbeat, str) and isinstance(peer, str) and isinstance(state, str):
+                self.deaf[(peer, heartbeat)] = body.get("deaf") is True
                 events = self.view.path_changed(peer, heartbeat, state, time.monotonic())
                 self._emit(events, path_changed=True)  # the view shows every path: always news
                 await self._resolve_if_lost(events)
+                await self._check_declared_dead(peer)
 
     async def on_timer(self, name: str) -> None:
         if self.fencing:
@@ -240,6 +243,18 @@ class MembershipActor(Actor):
                 "server_fenced",
                 f"server {server} is down and has surely fenced itself",
                 server=server,
+            )
+
+    async def _check_declared_dead(self, peer: str) -> None:
+        """A peer we hear but that hears us on no path has declared us down (a one-way loss):
+        it resolves the partition as the survivor and will take over; we stand down."""
+        paths = self.view.snapshot()["servers"].get(peer, {}).get("heartbeats", {})
+        if peer not in self.view.online() or not any(self.deaf.get((peer, hb)) for hb in paths):
+            return
+        if all(self.deaf.get((peer, hb)) or state == "error" for hb, state in paths.items()):
+            await self._fence_self(
+                f"server {peer} no longer hears this server on any heartbeat path "
+                "(a one-way loss): it has declared this server down"
             )
 
     async def _on_stall(self, body: dict[str, Any]) -> None:

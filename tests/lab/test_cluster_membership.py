@@ -174,3 +174,20 @@ def test_thirty_percent_loss_on_every_path_brings_nobody_down_at_the_default_pro
     lab.heal()
     assert view["servers"]["node2"]["state"] == "online"
     assert view["epoch"] == epoch, "node2 went down (and back) under 30 % loss"
+
+
+def test_a_server_whose_frames_are_lost_one_way_stands_down(lab: Lab) -> None:
+    # node2's frames to everyone are lost; node2 still hears node1 (and the router answers
+    # node1). node1 declares node2 down and survives by ping NP; node2 must learn it from
+    # node1's frames and stand down — never go on as if nothing had happened.
+    lab.partition(["node2"], one_way=True)
+    wait(lab, "node1", lambda s: servers(s)["node2"] == "offline")
+    record_file = os.path.join(lab.dir, "node2", "state", RECORD_FILE)
+    deadline = time.monotonic() + 20
+    while not os.path.exists(record_file):
+        assert time.monotonic() < deadline, "node2 did not learn it was declared down"
+        time.sleep(0.2)
+    with open(record_file) as f:
+        assert "no longer hears this server" in json.load(f)["reason"]
+    st = wait(lab, "node1", lambda s: s["servers"][1].get("fenced") is True, timeout=20)
+    assert st["node"]["state"] == "running"
