@@ -9,7 +9,9 @@ import ctypes.util
 import os
 from typing import Any
 
-MCL_CURRENT, MCL_FUTURE = 1, 2
+# MCL_ONFAULT locks pages as they are touched instead of faulting every page in at once, which
+# in a process forked from the template copied the whole shared heap (42 MB PSS instead of 11).
+MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
 RT_PRIORITY = 10  # low among real-time priorities: above every normal process, below the kernel's
 
 
@@ -24,7 +26,7 @@ def request_realtime(log: Any, priority: int = RT_PRIORITY) -> dict[str, bool]:
         )
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        if libc.mlockall(MCL_CURRENT | MCL_FUTURE) == 0:
+        if libc.mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0:
             got["memory_locked"] = True
         else:
             log.warning("memory locking refused", error=os.strerror(ctypes.get_errno()))
