@@ -66,16 +66,19 @@ class PingNp(Actor):
             {"np": self.np_name, "state": state, "previous": previous, "target": target},
         )
         if state == "error":
-            message = f"NP resource {self.np_name}: no target answers ({', '.join(self.targets)})"
-            self.publish(
-                topics.alert("warning"),
-                {"module": "np", "event": "np_error", "np": self.np_name, "message": message},
+            self._alert(
+                "warning",
+                "np_error",
+                f"NP resource {self.np_name}: no target answers ({', '.join(self.targets)})",
             )
-            self.log.warning(message)
         elif previous == "error":
-            message = f"NP resource {self.np_name}: {target} answers again"
-            self.publish(
-                topics.alert("info"),
-                {"module": "np", "event": "np_recovered", "np": self.np_name, "message": message},
+            self._alert(
+                "info", "np_recovered", f"NP resource {self.np_name}: {target} answers again"
             )
-            self.log.info(message)
+
+    def _alert(self, level: str, event: str, message: str) -> None:
+        self.publish(
+            topics.alert(level),
+            {"module": "np", "event": event, "np": self.np_name, "message": message},
+        )
+        (self.log.info if level == "info" else self.log.warning)(message)

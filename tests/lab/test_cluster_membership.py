@@ -80,6 +80,16 @@ def wait(lab: Lab, server: str, predicate, timeout: float = 15.0) -> dict:
         time.sleep(0.2)
 
 
+def stand_down_record(lab: Lab, server: str, failure: str, timeout: float = 20.0) -> str:
+    """The path of the server's node-action record, once it exists (the server stood down)."""
+    path = os.path.join(lab.dir, server, "state", RECORD_FILE)
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.2)
+    return path
+
+
 def settled(st: dict) -> bool:
     return servers(st) == {"node1": "online", "node2": "online"} and all(
         state == "normal" for s in st["servers"] for state in s["heartbeats"].values()
@@ -117,12 +127,7 @@ def test_losing_the_interconnect_only_brings_nobody_down(lab: Lab) -> None:
 def test_a_cut_off_server_stands_down_and_the_other_goes_on(lab: Lab) -> None:
     lab.partition(["node2"])  # every network, the router too: node2 is the isolated one
     wait(lab, "node1", lambda s: servers(s)["node2"] == "offline")
-    record_file = os.path.join(lab.dir, "node2", "state", RECORD_FILE)
-    deadline = time.monotonic() + 20
-    while not os.path.exists(record_file):
-        assert time.monotonic() < deadline, "node2 did not stand down"
-        time.sleep(0.2)
-    with open(record_file) as f:
+    with open(stand_down_record(lab, "node2", "node2 did not stand down")) as f:
         record = json.load(f)
     assert record["action"] == "shutdown" and "isolated" in record["reason"]
     assert "router: isolated" in record["reason"]
@@ -137,12 +142,7 @@ def test_a_paused_server_stands_down_when_it_wakes(lab: Lab) -> None:
     wait(lab, "node1", lambda s: servers(s)["node2"] == "offline")
     time.sleep(1.0)  # node1 resolves the partition (it reaches the router) and goes on
     lab.resume("node2")
-    record_file = os.path.join(lab.dir, "node2", "state", RECORD_FILE)
-    deadline = time.monotonic() + 20
-    while not os.path.exists(record_file):
-        assert time.monotonic() < deadline, "node2 acted as if nothing had happened"
-        time.sleep(0.2)
-    with open(record_file) as f:
+    with open(stand_down_record(lab, "node2", "node2 acted as if nothing had happened")) as f:
         assert "stalled" in json.load(f)["reason"]
     wait(lab, "node1", lambda s: s["servers"][1].get("fenced") is True, timeout=20)
 
@@ -182,12 +182,7 @@ def test_a_server_whose_frames_are_lost_one_way_stands_down(lab: Lab) -> None:
     # node1's frames and stand down — never go on as if nothing had happened.
     lab.partition(["node2"], one_way=True)
     wait(lab, "node1", lambda s: servers(s)["node2"] == "offline")
-    record_file = os.path.join(lab.dir, "node2", "state", RECORD_FILE)
-    deadline = time.monotonic() + 20
-    while not os.path.exists(record_file):
-        assert time.monotonic() < deadline, "node2 did not learn it was declared down"
-        time.sleep(0.2)
-    with open(record_file) as f:
+    with open(stand_down_record(lab, "node2", "node2 did not learn it was declared down")) as f:
         assert "no longer hears this server" in json.load(f)["reason"]
     st = wait(lab, "node1", lambda s: s["servers"][1].get("fenced") is True, timeout=20)
     assert st["node"]["state"] == "running"
