@@ -301,8 +301,11 @@ class MembershipActor(Actor):
         (self.log.info if level == "info" else self.log.warning)(message, alert=event)
 
     def _snapshot(self) -> dict[str, Any]:
+        view = self.view.snapshot()
+        # servers in the configured priority order (the master first), as an operator reads them
+        view["servers"] = {s: view["servers"][s] for s in self.servers if s in view["servers"]}
         return {
-            **self.view.snapshot(),
+            **view,
             "np": dict(self.np_states),
             "fencing": self.fencing,
             "startup": getattr(self, "startup", "waiting"),

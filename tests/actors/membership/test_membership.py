@@ -98,3 +98,10 @@ def test_membership_restart_keeps_the_view_and_the_epoch_grows(cluster) -> None:
         os.kill(n1.actor("membership")["pid"], signal.SIGKILL)
         after = w.wait_for("member.view", lambda b: b["epoch"] > before, timeout=10)
     assert after.body["servers"]["node2"]["state"] == "online"  # seeded from the heartbeats
+
+
+def test_status_lists_servers_in_priority_order_from_any_server(cluster) -> None:
+    nodes = cluster(("node1", "node2", "node3"))
+    for node in nodes.values():
+        status = all_online(node, nodes)
+        assert [s["name"] for s in status["servers"]] == ["node1", "node2", "node3"]
