@@ -154,8 +154,8 @@ class Client:
         seq = self._seq
         req = envelope.make(method, self.sender, seq, body)
         self._sock.send_multipart([b"", envelope.encode(req)])
-        deadline = _now() + timeout
-        while (remaining := deadline - _now()) > 0:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
             if not self._sock.poll(int(remaining * 1000) + 1, zmq.POLLIN):
                 break
             frames = self._sock.recv_multipart()
@@ -216,7 +216,3 @@ def _decode_reply(frames: list[bytes]) -> Envelope | None:
         return envelope.decode(frames[1])
     except EnvelopeError:
         return None
-
-
-def _now() -> float:
-    return time.monotonic()

@@ -6,7 +6,6 @@ Later issues add their families here (hb., member., np., group., rsc., mon., ale
 from __future__ import annotations
 
 ACTOR = "actor."  # actor.<name>.beat, actor.<name>.state
-NODE = "node."  # node.state: the supervisor's own state changes
 
 
 def actor_beat(name: str) -> str:
@@ -59,7 +58,3 @@ ECHO_PING = "echo.ping"
 
 def echo_pong(name: str) -> str:
     return f"echo.{name}.pong"
-
-
-def split(topic: str) -> list[str]:
-    return topic.split(".")

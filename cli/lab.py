@@ -105,11 +105,15 @@ def cmd_up(lab, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_down(lab, args: argparse.Namespace) -> int:
-    report = lab.down()
+def _done(args: argparse.Namespace, result: object) -> int:
+    """Commands that change the lab print nothing unless --json (progress lines said it)."""
     if args.json:
-        _print_json(report)
+        _print_json(result)
     return 0
+
+
+def cmd_down(lab, args: argparse.Namespace) -> int:
+    return _done(args, lab.down())
 
 
 def cmd_status(lab, args: argparse.Namespace) -> int:
@@ -122,31 +126,19 @@ def cmd_status(lab, args: argparse.Namespace) -> int:
 
 
 def cmd_server(lab, args: argparse.Namespace) -> int:
-    result = getattr(lab, args.lab_command)(args.server)
-    if args.json:
-        _print_json(result)
-    return 0
+    return _done(args, getattr(lab, args.lab_command)(args.server))
 
 
 def cmd_partition(lab, args: argparse.Namespace) -> int:
-    fault = lab.partition(args.servers, network=args.network, one_way=args.one_way)
-    if args.json:
-        _print_json(fault)
-    return 0
+    return _done(args, lab.partition(args.servers, network=args.network, one_way=args.one_way))
 
 
 def cmd_loss(lab, args: argparse.Namespace) -> int:
-    fault = lab.loss(args.server, args.network, args.percent)
-    if args.json:
-        _print_json(fault)
-    return 0
+    return _done(args, lab.loss(args.server, args.network, args.percent))
 
 
 def cmd_heal(lab, args: argparse.Namespace) -> int:
-    result = lab.heal()
-    if args.json:
-        _print_json(result)
-    return 0
+    return _done(args, lab.heal())
 
 
 def cmd_exec(lab, args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@ on every transition — see Node._set_state)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -54,7 +55,7 @@ class Child:
     stop_requested: bool = False
     kill_reason: str = ""
     killed_at: float = 0.0  # monotonic time of our SIGKILL
-    pending_restart: object | None = field(default=None, repr=False)
+    pending_restart: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     def transition(self, new: ChildState) -> ChildState:
         if new is not self.state and new not in ALLOWED[self.state]:

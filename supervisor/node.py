@@ -350,7 +350,7 @@ class Node:
             child.spec.stop_timeout if limit is None else min(limit, child.spec.stop_timeout)
         )
         if child.pending_restart is not None:
-            child.pending_restart.cancel()  # type: ignore[attr-defined]
+            child.pending_restart.cancel()
             child.pending_restart = None
         if child.pid is None:
             if child.state is not ChildState.STOPPED and child.state is not ChildState.FAILED:

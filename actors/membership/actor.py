@@ -236,7 +236,10 @@ class MembershipActor(Actor):
     def _fenced(self, server: str) -> None:
         self.pending_fences.pop(server, None)
         if not self.fencing and self.view.mark_fenced(server):
-            store_counter(self.epoch_file, self.view.epoch)
+            try:  # a timer callback: nothing above it would catch this
+                store_counter(self.epoch_file, self.view.epoch)
+            except OSError as exc:
+                self.log.error("cannot store the membership epoch", error=str(exc))
             self._publish_view()
             self._alert(
                 "info",
