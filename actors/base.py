@@ -6,7 +6,8 @@ An actor subclass overrides the hooks it needs:
   on_timer(name)       each tick of a timer set with `every(name, seconds)`
   on_stop()            once, on SIGTERM or `stop()`, within the actor's shutdown deadline
   on_failure(exc)      after a hook raised; the process then exits RESTART
-and may offer request handlers by returning them from `requests()`.
+and may offer request handlers by returning them from `requests()` (answered one at a time unless
+`concurrent_requests`).
 
 Hooks run one at a time, even when one awaits (one inbox); request handlers run beside them. A
 hook that blocks the loop also stops the liveness beat, and the supervisor treats the actor as
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 class Actor:
     subscriptions: ClassVar[tuple[str, ...]] = ()
+    concurrent_requests: ClassVar[bool] = False  # True: each request in its own task
 
     def __init__(self, ctx: ActorContext) -> None:
         self.ctx = ctx

@@ -224,7 +224,13 @@ class _Lifecycle:
         handlers = self.actor.requests()
         if handlers:
             endpoint = self.ctx.paths.service_endpoint(self.ctx.launch.name)
-            self.service = Service(self.ctx.zctx, endpoint, self.ctx.sender, handlers)
+            self.service = Service(
+                self.ctx.zctx,
+                endpoint,
+                self.ctx.sender,
+                handlers,
+                concurrent=type(self.actor).concurrent_requests,
+            )
             self.spawn("service", self.service.serve())
 
     async def _inbox(self) -> None:

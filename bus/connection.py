@@ -74,6 +74,13 @@ class BusConnection:
             self.dropped.drop("publish queue full")
         return env
 
+    def forward(self, env: Envelope) -> None:
+        """Publish someone else's envelope as it is (the link, for events from other servers)."""
+        try:
+            self._pub_now.send_multipart(envelope.to_multipart(env), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped.drop("publish queue full")
+
     async def receive(self) -> Envelope:
         """The next valid envelope; invalid frames are counted and skipped."""
         while True:

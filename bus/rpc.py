@@ -55,8 +55,13 @@ class Service:
         endpoint: str,
         sender: str,
         handlers: dict[str, Handler],
+        concurrent: bool = False,
     ) -> None:
         self.endpoint = endpoint
+        # One request at a time by default (handlers need no locking); a service whose handlers
+        # wait on other servers (the link) answers each in its own task instead.
+        self.concurrent = concurrent
+        self._tasks: set[asyncio.Task[None]] = set()
         self.sender = sender
         self.handlers = dict(handlers)
         self.dropped = DropCounter()
@@ -83,20 +88,30 @@ class Service:
             except EnvelopeError as exc:
                 self.dropped.drop(str(exc))
                 continue
-            body = await self._dispatch(req)
-            self._seq += 1
-            try:
-                payload = envelope.encode(envelope.make(REPLY_TOPIC, self.sender, self._seq, body))
-            except (TypeError, ValueError, OverflowError) as exc:
-                log.error("reply could not be encoded", method=req.topic, error=repr(exc))
-                message = f"internal error: the result of {req.topic!r} could not be encoded"
-                payload = envelope.encode(
-                    envelope.make(REPLY_TOPIC, self.sender, self._seq, error(message, req.seq))
-                )
-            try:
-                await self._sock.send_multipart([identity, b"", payload], flags=zmq.NOBLOCK)
-            except zmq.Again:
-                self.dropped.drop("reply queue full")
+            if self.concurrent:
+                task = asyncio.ensure_future(self._handle(identity, req))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            else:
+                await self._handle(identity, req)
+
+    async def _handle(self, identity: bytes, req: Envelope) -> None:
+        body = await self._dispatch(req)
+        self._seq += 1
+        try:
+            payload = envelope.encode(envelope.make(REPLY_TOPIC, self.sender, self._seq, body))
+        except (TypeError, ValueError, OverflowError) as exc:
+            log.error("reply could not be encoded", method=req.topic, error=repr(exc))
+            message = f"internal error: the result of {req.topic!r} could not be encoded"
+            payload = envelope.encode(
+                envelope.make(REPLY_TOPIC, self.sender, self._seq, error(message, req.seq))
+            )
+        try:
+            await self._sock.send_multipart([identity, b"", payload], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped.drop("reply queue full")
+        except zmq.ZMQError:
+            pass  # the service closed while this request was being handled
 
     async def _dispatch(self, req: Envelope) -> dict[str, Any]:
         handler = self.handlers.get(req.topic)
@@ -115,6 +130,8 @@ class Service:
             return error(f"internal error while handling {req.topic!r}: {exc}", req.seq)
 
     def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         self._sock.close()
         if self._bound_inode is not None and _inode(self.endpoint) == self._bound_inode:
             with contextlib.suppress(FileNotFoundError):

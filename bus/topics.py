@@ -48,6 +48,18 @@ def heartbeat_path(heartbeat: str, server: str) -> str:
     return f"hb.{heartbeat}.{server}"
 
 
+LINK = "link."  # link.<server>.state: the link to that server came up or went down
+
+
+def link_state(server: str) -> str:
+    return f"link.{server}.state"
+
+
+# The families the link carries to every other server. Each server forwards only the events that
+# arose on it, and republishes what it receives under the original sender ("server/actor").
+CLUSTER_WIDE = (ALERT,)
+
+
 def echo_tick(name: str) -> str:
     """Published by the trivial `echo` actor on each tick (tests and the demo watch it)."""
     return f"echo.{name}.tick"
