@@ -5,11 +5,16 @@ from __future__ import annotations
 import importlib
 
 ACTOR_KINDS: dict[str, str] = {
+    "comhb": "actors.heartbeat.comhb:ComHeartbeat",
+    "diskhb": "actors.heartbeat.diskhb:DiskHeartbeat",
+    "disknp": "actors.np.disknp:DiskNp",
     "echo": "actors.echo:EchoActor",
     "lanhb": "actors.heartbeat.lanhb:LanHeartbeat",
     "lankhb": "actors.heartbeat.lanhb:LanHeartbeat",
+    "link": "actors.link:LinkActor",
     "membership": "actors.membership.actor:MembershipActor",
     "pingnp": "actors.np.pingnp:PingNp",
+    "witness": "actors.np.witness:WitnessNp",
 }
 
 

@@ -23,6 +23,7 @@ BENCHMARKS = {
     "restart": (3, [], 240),
     "memory": (3, [], 240),
     "detection": (3, ["--load-seconds", "60"], 360),
+    "link": (3, [], 240),
 }
 
 

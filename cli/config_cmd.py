@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 
+from cli import config_sync
 from cli.errors import UserError
 from config import check_config
 from config.clusterkey import ClusterKeyError, generate_cluster_key
@@ -39,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     keygen.add_argument("file", metavar="FILE")
     keygen.set_defaults(func=run_keygen)
+    config_sync.register_subcommands(sub)
 
 
 def run_check(args: argparse.Namespace) -> int:

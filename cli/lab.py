@@ -64,6 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="drop only what the named servers send to the others (they still hear everyone)",
     )
+    part.add_argument(
+        "--against",
+        nargs="+",
+        metavar="SERVER",
+        help='cut them off only from these (servers and/or "router"; default: everyone else)',
+    )
     loss = add("loss", "drop a share of a server's packets on one network at random", cmd_loss)
     loss.add_argument("server", help='a server (or "router")')
     loss.add_argument("--network", required=True)
@@ -130,7 +136,12 @@ def cmd_server(lab, args: argparse.Namespace) -> int:
 
 
 def cmd_partition(lab, args: argparse.Namespace) -> int:
-    return _done(args, lab.partition(args.servers, network=args.network, one_way=args.one_way))
+    return _done(
+        args,
+        lab.partition(
+            args.servers, network=args.network, one_way=args.one_way, against=args.against
+        ),
+    )
 
 
 def cmd_loss(lab, args: argparse.Namespace) -> int:

@@ -58,14 +58,19 @@ def pick_server(cfg, requested: str | None) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from actors import logs
-    from config import ConfigError, load_config
+    from config import ConfigError, parse_config
     from config.clusterkey import ClusterKeyError, load_cluster_key
-    from supervisor.children import child_specs
+    from supervisor.children import child_specs, node_settings
     from supervisor.node import Node, NodeAlreadyRunning, StateDirUnusable
     from supervisor.spec import SupervisorSettings
 
-    try:
-        cfg = load_config(args.config)  # an unreadable file is a ConfigError too
+    try:  # read once: the node reports exactly the text it runs (`haven config diff`)
+        with open(args.config, "rb") as f:
+            data = f.read()
+        cfg = parse_config(data, args.config)  # refuses text that is not UTF-8
+        text = data.decode()
+    except OSError as exc:
+        raise UserError(f"cannot read the configuration {args.config}: {exc.strerror}") from None
     except ConfigError as exc:
         raise UserError(f"configuration {args.config} is not valid:\n{exc}") from None
     server = pick_server(cfg, args.server)
@@ -77,18 +82,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     logs.configure(args.log_format)
     settings = SupervisorSettings(
         server=server,
-        cluster=cfg.name,
         state_dir=resolve_state_dir(args.state_dir),
-        max_restarts=cfg.node.max_restarts,
-        restart_window=cfg.node.restart_window,
-        beat_interval=cfg.node.beat_interval,
-        beat_timeout=cfg.node.beat_timeout,
-        on_critical_failure=cfg.node.on_critical_failure,
-        hold_after_unclean_stop=cfg.node.hold_after_unclean_stop,
-        fence_time=cfg.node.stop_timeout,
+        **node_settings(cfg),
         lab=args.lab,
         launcher=args.launcher,
         log_format=args.log_format,
+        config_path=os.path.abspath(args.config),
+        config_text=text,
     )
     try:
         return Node(settings, child_specs(cfg, server)).run()

@@ -30,10 +30,18 @@ def node_paths(state_dir: str) -> NodePaths:
 
 
 def request(
-    state_dir: str, method: str, body: dict[str, Any] | None = None, timeout: float = 5.0
+    state_dir: str,
+    method: str,
+    body: dict[str, Any] | None = None,
+    timeout: float = 5.0,
+    service: str = "node",
 ) -> Any:
+    """A request to a service of the local node (the supervisor's by default)."""
     paths = node_paths(state_dir)
-    with Client(paths.service_endpoint("node"), sender=f"cli/{os.getpid()}") as client:
+    endpoint = paths.service_endpoint(service)
+    if service != "node" and not os.path.exists(endpoint.removeprefix("ipc://")):
+        raise UserError(f"the node's {service} is not running (see `haven status`)")
+    with Client(endpoint, sender=f"cli/{os.getpid()}") as client:
         try:
             return client.request(method, body, timeout=timeout)
         except RequestError as exc:

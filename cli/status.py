@@ -1,4 +1,6 @@
-"""`haven status [--json]`: the node's view — for now the local server and its actors.
+"""`haven status [--json]`: the cluster as this server sees it — every server with each heartbeat
+path's state, whether each server's node runs and its NP resources' states (asked of every server
+over the link), and this node's actors.
 
 JSON keys are a contract (DESIGN §6): `cluster{name,state}`, `servers[...]`, `np`, `groups`,
 `monitors`, and `actors[{name,pid,state,restarts}]` with state one of
@@ -11,6 +13,7 @@ import argparse
 import json
 
 from cli.args import seconds
+from cli.errors import UserError
 from cli.nodeclient import request
 from cli.statedir import add_state_dir_argument, resolve_state_dir
 
@@ -24,12 +27,48 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status = request(resolve_state_dir(args.state_dir), "status", timeout=args.timeout)
+    state_dir = resolve_state_dir(args.state_dir)
+    status = request(state_dir, "status", timeout=args.timeout)
+    add_cluster_view(state_dir, status, min(REMOTE_TIMEOUT, args.timeout))
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
     else:
         print(render(status))
     return 0
+
+
+REMOTE_TIMEOUT = 2.0  # seconds the other servers have to answer, all at once
+
+
+def add_cluster_view(state_dir: str, status: dict, timeout: float) -> None:
+    """Ask every server's node for its status over the link (in parallel) and add what only it
+    knows: whether its node runs (`servers[].node`) and its NP resources' states
+    (`np[].servers`). Without a running link, each other server's node shows as unknown."""
+    link = next((a for a in status["actors"] if a["name"] == "link"), None)
+    answers: dict = {}
+    if link is not None and link["state"] == "running":
+        body = {"service": "node", "method": "status", "timeout": timeout}
+        try:
+            answers = request(state_dir, "gather", body, timeout=timeout + 2, service="link")
+        except UserError:
+            answers = {}
+    answers[status["server"]] = {"ok": True, "result": status}
+    for s in status["servers"]:
+        answer = answers.get(s["name"])
+        if answer is None:
+            s["node"] = {"state": "unknown", "reachable": None}
+        elif answer["ok"]:
+            s["node"] = {"state": answer["result"]["node"]["state"], "reachable": True}
+        else:
+            s["node"] = {"state": "unreachable", "reachable": False, "error": answer["error"]}
+    for np in status["np"]:
+        np["servers"] = {
+            server: next(
+                (x["state"] for x in answer["result"]["np"] if x["name"] == np["name"]), "-"
+            )
+            for server, answer in answers.items()
+            if answer["ok"]
+        }
 
 
 def render(status: dict) -> str:
@@ -40,17 +79,24 @@ def render(status: dict) -> str:
         f"up {node['uptime']:.0f}s, launcher {node['launcher']}",
         "",
     ]
-    servers = [("SERVER", "STATE", "HEARTBEATS")]
+    servers = [("SERVER", "STATE", "NODE", "HEARTBEATS")]
     for s in status["servers"]:
         paths = ", ".join(f"{hb} {state}" for hb, state in s.get("heartbeats", {}).items())
         servers.append(
             (
                 s["name"],
                 s["state"],
+                s.get("node", {}).get("state", "-"),
                 "(this server)" if s["name"] == status["server"] else paths or "-",
             )
         )
     lines += _table(servers) + [""]
+    if status["np"]:
+        nps = [("NP", "STATE", "ON EVERY SERVER")]
+        for np in status["np"]:
+            each = ", ".join(f"{s} {state}" for s, state in np.get("servers", {}).items())
+            nps.append((np["name"], np["state"], each or "-"))
+        lines += _table(nps) + [""]
     actors = [("ACTOR", "STATE", "PID", "RESTARTS", "WHY / LAST EXIT")]
     for a in status["actors"]:
         why = a.get("reason") if a["state"] in ("failed", "restarting") else a.get("last_exit")

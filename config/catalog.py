@@ -3,7 +3,6 @@
 Names and parameters follow SPEC.md §3-§9 and the original product (reference §2-§8). A type is
 usable only once its implementation exists: the issue that implements one sets
 `implemented=True` here, in the same change. Monitor types are in `config/catalog_monitors.py`.
-Nothing is implemented yet.
 """
 
 from __future__ import annotations
@@ -49,14 +48,22 @@ HEARTBEAT_TYPES = _table(
             path("device", required=True, per_server=True, help="e.g. /dev/ttyS0"),
             one_of("baud", "19200", "9600", "19200", "38400", "57600", "115200"),
         ),
+        implemented=True,
     ),
     TypeSpec(
         "diskhb",
         "disk heartbeat on a small dedicated partition of the shared disk (O_DIRECT)",
         (
             path("device", required=True, per_server=True),
-            number("offset", 0, 0, 2**40, help="bytes, a multiple of 4096"),
+            number(
+                "offset",
+                0,
+                0,
+                2**40,
+                help="bytes, a multiple of 4096; from there 4096 bytes per server of the cluster",
+            ),
         ),
+        implemented=True,
     ),
 )
 
@@ -79,13 +86,43 @@ NP_TYPES = _table(
     ),
     TypeSpec(
         "disknp",
-        "disk NP: a lease on a shared disk area",
-        (path("device", required=True, per_server=True), dur("lease", "10s", "1s", "10m")),
+        "disk NP: a lease on a shared disk area (actors/np/disklease.py)",
+        (
+            path("device", required=True, per_server=True, help="the shared disk or file"),
+            number(
+                "offset",
+                0,
+                0,
+                2**40,
+                help="bytes, a multiple of 4096; from there 4096 bytes per server of the cluster",
+            ),
+            dur(
+                "lease",
+                "10s",
+                "1s",
+                "10m",
+                help="a server whose slot did not change for this long is taken for dead; "
+                "a check takes a little more than this",
+            ),
+            dur(
+                "io_timeout",
+                "2s",
+                "10ms",
+                "2m",
+                help="a disk I/O slower than this has failed (at most a quarter of the lease)",
+            ),
+        ),
+        implemented=True,
     ),
     TypeSpec(
         "witness",
-        "witness: a lease from a witness service (HTTP witness or etcd)",
-        (text("url", required=True), dur("timeout", "3s", "100ms", "1m")),
+        "witness: a lease from `haven witness serve` on a third host",
+        (
+            text("url", required=True, help="http://HOST[:PORT], port 29005 by default"),
+            dur("timeout", "3s", "100ms", "1m", help="per request; a check makes two"),
+            dur("interval", "5s", "100ms", "1h", help="how often the witness is probed"),
+        ),
+        implemented=True,
     ),
 )
 

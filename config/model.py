@@ -197,8 +197,13 @@ class Cluster:
         """The cluster key file; a relative path is relative to the configuration file."""
         if self.key_file is None:
             return None
+        return self.resolve_path(self.key_file)
+
+    def resolve_path(self, path: str) -> str:
+        """A file or device path as written in the configuration: a relative one is relative to
+        the configuration file (the key file, heartbeat and disk devices)."""
         base = os.path.dirname(os.path.abspath(self.source)) if self.source != "<string>" else ""
-        return os.path.join(base, os.path.expanduser(self.key_file))
+        return os.path.join(base, os.path.expanduser(path))
 
     @property
     def master(self) -> Server:

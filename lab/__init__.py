@@ -6,7 +6,8 @@ the tests' fixtures and by operators' failure drills.
 Modules: `lab` (the Lab class), `plan` (configuration -> lab layout), `naming`, `state` (the lab
 directory's state file and lock), `netns` (namespaces and links), `faults` (nftables rules),
 `procs` + `cgroups` + `spawn` (node processes), `teardown` (down), `devices` (pty pairs, shared
-files), `probe` (ICMP reachability), `commands` (running tools with deadlines).
+files) + `device_plan` (which of them a configuration needs, and where), `probe` (ICMP
+reachability), `commands` (running tools with deadlines).
 """
 
 from lab.errors import LabError

@@ -1,6 +1,7 @@
-"""Heartbeat devices of the lab, for the COM and disk heartbeats (not wired to the configuration
-yet): a pty pair joined by socat, its two ends symlinked into the lab directory, and a shared file
-of N bytes that the servers' nodes open as their shared disk. `Lab.add_pty_pair` and
+"""Heartbeat devices of the lab, for the COM and disk heartbeats (and disk NP): a pty pair joined
+by socat, its two ends symlinked into the lab directory, and a shared file of N bytes that the
+servers' nodes open as their shared disk. `haven lab up` makes those the configuration needs
+(`device_plan.py`). `Lab.add_pty_pair` and
 `Lab.add_shared_file` record them in the lab state so that `down` removes them.
 
     com/<name>.a, com/<name>.b   the pty pair's ends (symlinks to /dev/pts/N); socat's log in

@@ -7,7 +7,9 @@ A fault is a plain dict, kept in the lab state:
 - `{"kind": "partition", "members": [names], "network": name | None}`: drop every frame between a
   port of a member and a port of anyone else (the other servers and the router) on that network,
   or on every network when None. "router" may be a member: `partition node1 router` keeps node1
-  and the router together. With `"one_way": true`, only frames from the members to the others
+  and the router together. With `"against": [names]`, only frames between the members and those
+  are dropped (`partition node1 --against node2`: node1 and node2 lose each other, both keep
+  the router). With `"one_way": true`, only frames from the members to the others
   are dropped (the members still hear everyone): a one-way loss.
 - `{"kind": "loss", "server": name, "network": name, "percent": p}`: drop each frame from or to the
   server's port on that network with probability p/100 (`numgen random`).
@@ -46,7 +48,12 @@ def rules(state: LabState, fault: dict[str, Any]) -> list[str]:
         for net in networks:
             ports = ports_on(state, net)
             inside = [p for who, p in ports.items() if who in fault["members"]]
-            outside = [p for who, p in ports.items() if who not in fault["members"]]
+            against = fault.get("against")
+            outside = [
+                p
+                for who, p in ports.items()
+                if who not in fault["members"] and (not against or who in against)
+            ]
             if inside and outside:
                 out.append(f"iifname {_set(inside)} oifname {_set(outside)} drop")
                 if not fault.get("one_way"):
@@ -66,7 +73,8 @@ def describe(fault: dict[str, Any]) -> str:
     where = f"on {fault['network']}" if fault.get("network") else "on every network"
     if fault["kind"] == "partition":
         arrow = "->" if fault.get("one_way") else "|"
-        return f"partition {' + '.join(fault['members'])} {arrow} the others {where}"
+        others = " + ".join(fault["against"]) if fault.get("against") else "the others"
+        return f"partition {' + '.join(fault['members'])} {arrow} {others} {where}"
     return f"loss {fault['percent']:g}% of {fault['server']}'s frames {where}"
 
 

@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lab import cgroups, devices, faults, naming, netns, procs, teardown
+from lab import cgroups, device_plan, devices, faults, naming, netns, procs, teardown
 from lab import state as lab_state
+from lab import witness as lab_witness
 from lab.commands import have, in_netns, python_env, run
 from lab.errors import LabError
 from lab.plan import make_plan
@@ -116,6 +117,7 @@ class Lab:
             cluster = load_config(config_path)
         except ConfigError as exc:
             raise LabError(str(exc)) from None  # every problem, one per line
+        needed = device_plan.lab_devices(cluster)  # refuses device paths the lab cannot serve
         made_dir = not os.path.exists(self.dir)
         os.makedirs(self.dir, exist_ok=True)
         lock = os.path.join(self.dir, lab_state.LOCK_FILE)
@@ -135,6 +137,12 @@ class Lab:
                 shutil.copyfile(config_path, st.config_copy)
                 self._cluster_key(cluster, st)
                 self._build(st)
+                for need in needed:
+                    if need.kind == "pty":
+                        self._pty_pair(st, need.name)
+                    else:
+                        self._shared_file(st, need.name, need.size)
+                lab_witness.start(st, {**os.environ, "PATH": _tool_path()}, self.progress)
                 for s in st.servers:
                     self._start_node(st, s)
                 st.phase = "up"
@@ -251,7 +259,7 @@ class Lab:
             "HAVEN_LAB_DIR": self.dir,
         }
 
-    def _start_node(self, st: LabState, s: ServerState) -> None:
+    def _start_node(self, st: LabState, s: ServerState, env: dict[str, str] | None = None) -> None:
         if s.cgroup:
             cgroups.create(s.cgroup)
         argv = in_netns(
@@ -263,7 +271,7 @@ class Lab:
             ],
         )  # fmt: skip
         s.pid, s.start_time = procs.spawn(
-            argv, log=s.log, cwd=s.dir, env=self._node_env(s), cgroup=s.cgroup
+            argv, log=s.log, cwd=s.dir, env={**self._node_env(s), **(env or {})}, cgroup=s.cgroup
         )
         s.state = "running"
         lab_state.save(st)
@@ -338,16 +346,22 @@ class Lab:
         return {"server": s.name, "killed": pids}
 
     def start(
-        self, server: str, *, wait: bool = True, timeout: float = NODE_START_TIMEOUT
+        self,
+        server: str,
+        *,
+        wait: bool = True,
+        timeout: float = NODE_START_TIMEOUT,
+        env: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Start the server's node again (after kill, or after it ended by itself)."""
+        """Start the server's node again (after kill, or after it ended by itself); `env` adds
+        to its node's environment for this start only (e.g. LD_PRELOAD of libfaketime)."""
         with self._locked():
             st = self.state()
             s = self.server(st, server)
             if procs.tree_pids(self._tree(s)):
                 how = "paused (resume or kill it first)" if s.state == "paused" else "running"
                 raise LabError(f"the node of server {s.name!r} is already {how}")
-            self._start_node(st, s)
+            self._start_node(st, s, env)
         if wait:
             self.wait_running(s.name, timeout)
         return self.server_status(st, s)
@@ -390,25 +404,39 @@ class Lab:
         lab_state.save(st)
 
     def partition(
-        self, members: Sequence[str], network: str | None = None, one_way: bool = False
+        self,
+        members: Sequence[str],
+        network: str | None = None,
+        one_way: bool = False,
+        against: Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """Drop all traffic between `members` (servers, and "router" if named) and everyone else,
-        on `network` or on every network; with `one_way`, only what the members send."""
+        """Drop all traffic between `members` (servers, and "router" if named) and everyone else
+        — or only `against` those, when given (e.g. cut node1 from node2 while both still reach
+        the router) — on `network` or on every network; with `one_way`, only what the members
+        send."""
         if not members:
             raise LabError("name at least one server to partition")
         with self._locked():
             st = self.state()
-            names = []
-            for m in members:
-                name = naming.ROUTER_NAME if m == naming.ROUTER_NAME else self.server(st, m).name
-                if name not in names:
-                    names.append(name)
+
+            def named(who: Sequence[str]) -> list[str]:
+                names = []
+                for m in who:
+                    name = m if m == naming.ROUTER_NAME else self.server(st, m).name
+                    if name not in names:
+                        names.append(name)
+                return names
+
             fault = {
                 "kind": "partition",
-                "members": names,
+                "members": named(members),
                 "network": self._network(st, network),
                 "one_way": one_way,
             }
+            if against:
+                fault["against"] = [n for n in named(against) if n not in fault["members"]]
+                if not fault["against"]:
+                    raise LabError("--against names only servers that are partitioned off")
             if not faults.rules(st, fault):
                 where = f"network {network!r}" if network else "any network"
                 raise LabError(f"nothing to partition: nobody else shares {where} with them")
@@ -450,23 +478,29 @@ class Lab:
     def add_pty_pair(self, name: str) -> dict[str, Any]:
         """A socat pty pair, ends at <dir>/com/<name>.a and .b; removed by `down`."""
         with self._locked():
-            st = self.state()
-            group = None
-            if st.cgroup_root:
-                group = os.path.join(st.cgroup_root, naming.namespace_prefix(st.id) + "dev")
-                cgroups.create(group)
-            record = devices.pty_pair(self.dir, name, cgroup=group)
-            st.devices.append(record)
-            lab_state.save(st)
+            return self._pty_pair(self.state(), name)
+
+    def _pty_pair(self, st: LabState, name: str) -> dict[str, Any]:
+        group = None
+        if st.cgroup_root:
+            group = os.path.join(st.cgroup_root, naming.namespace_prefix(st.id) + "dev")
+            cgroups.create(group)
+        record = devices.pty_pair(self.dir, name, cgroup=group)
+        st.devices.append(record)
+        lab_state.save(st)
+        self.progress(f"COM line {name!r}: pty pair {' and '.join(record['ends'])} (socat)")
         return record
 
     def add_shared_file(self, name: str, size: int) -> dict[str, Any]:
         """A shared file of `size` bytes at <dir>/disk/<name>.img; removed by `down`."""
         with self._locked():
-            st = self.state()
-            record = devices.shared_file(self.dir, name, size)
-            st.devices.append(record)
-            lab_state.save(st)
+            return self._shared_file(self.state(), name, size)
+
+    def _shared_file(self, st: LabState, name: str, size: int) -> dict[str, Any]:
+        record = devices.shared_file(self.dir, name, size)
+        st.devices.append(record)
+        lab_state.save(st)
+        self.progress(f"shared disk {name!r}: {record['path']} ({size} bytes)")
         return record
 
     # running commands in the lab -----------------------------------------------------------------
@@ -558,6 +592,7 @@ class Lab:
                 "namespace": st.router.namespace,
                 "network": st.router.network,
                 "address": st.router.address.split("/")[0],
+                "witness": lab_witness.status(st),
             },
             "networks": [
                 {"name": n.name, "subnet": n.subnet, "bridge": n.bridge} for n in st.networks

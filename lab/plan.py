@@ -1,7 +1,8 @@
 """From a cluster configuration to the lab that stands for it (pure: creates nothing).
 
 The router sits on the public network (the network named "public", else the first one) and owns
-that subnet's first host address (e.g. 198.18.0.1): the NP ping target and the clients' machine.
+that subnet's first host address (e.g. 198.18.0.1): the NP ping target and the clients' machine,
+and the witness host when a `witness` NP resource's URL names that address.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import ipaddress
 import os
 
 from config import Cluster
+from config.witness import host_port, parse_url
 from lab import naming
 from lab.errors import LabError
 from lab.state import LabState, NetworkState, RouterState, ServerState
@@ -30,6 +32,29 @@ def router_address(subnet: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Inter
     if first is None:
         raise LabError(f"subnet {subnet} has no host address for the lab router")
     return ipaddress.ip_interface(f"{first}/{net.prefixlen}")
+
+
+def witness_listen(
+    cluster: Cluster, router_ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+) -> str | None:
+    """Where the router serves `haven witness serve` ("ADDR:PORT"): when a `witness` NP resource's
+    URL points at the router's address. None when no witness is the router's."""
+    ports = set()
+    for np in cluster.np:
+        if np.type != "witness":
+            continue
+        host, port, _ = parse_url(np.params["url"])
+        try:
+            if ipaddress.ip_address(host) == router_ip:
+                ports.add(port)
+        except ValueError:
+            continue  # a host name: a witness elsewhere, not the lab's
+    if len(ports) > 1:
+        raise LabError(
+            f"witness NP resources name the router on several ports ({sorted(ports)}); "
+            "the lab runs one witness: give them the same URL"
+        )
+    return host_port(str(router_ip), ports.pop()) if ports else None
 
 
 def make_plan(cluster: Cluster, directory: str, config_path: str) -> LabState:
@@ -73,12 +98,14 @@ def make_plan(cluster: Cluster, directory: str, config_path: str) -> LabState:
             )
         )
     index = by_name[public].index
+    listen = witness_listen(cluster, router_if.ip)
     router = RouterState(
         namespace=naming.namespace(lab, naming.ROUTER),
         network=public,
         address=str(router_if),
         interface=naming.server_interface(index),
         port=naming.router_port(index),
+        witness={"listen": listen} if listen else None,
     )
     return LabState(
         id=lab,

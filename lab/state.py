@@ -54,6 +54,9 @@ class RouterState:
     address: str  # "address/prefix length"
     interface: str
     port: str
+    # `haven witness serve` in the router's namespace (lab/witness.py): {"listen": "ADDR:PORT"},
+    # and once started its "pid", "start_time", "log"; None when the configuration needs none
+    witness: dict[str, Any] | None = None
 
 
 @dataclass

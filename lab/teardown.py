@@ -15,6 +15,7 @@ from typing import Any
 
 from lab import cgroups, devices, naming, netns, procs
 from lab import state as lab_state
+from lab import witness as lab_witness
 from lab.errors import LabError
 from lab.state import LabState
 
@@ -35,6 +36,9 @@ def sweep(
             procs.kill(tree)
             report["processes"] += len(pids)
             progress(f"server {s.name!r}: node killed ({len(pids)} processes)")
+    if st is not None and (killed := lab_witness.stop(st)):
+        report["processes"] += killed
+        progress(f"witness stopped ({killed} processes)")
     for device in st.devices if st else []:
         devices.remove(device)
         progress(f"device {device['name']!r} ({device['kind']}) removed")
@@ -85,7 +89,7 @@ def remove_dir(directory: str, progress: Callable[[str], None]) -> bool:
 def lab_made(directory: str, entry: str) -> bool:
     """Is `entry` of the lab directory something a lab makes?"""
     path = os.path.join(directory, entry)
-    if entry in (lab_state.LOCK_FILE, "cluster.toml", "com", "disk"):
+    if entry in (lab_state.LOCK_FILE, "cluster.toml", "com", "disk", lab_witness.DIRECTORY):
         return True
     if entry.startswith(lab_state.STATE_FILE) or entry.endswith(".key"):
         return True  # a state file being written; the cluster key made for the lab

@@ -25,6 +25,7 @@ fi
 command -v ip >/dev/null 2>&1 || need_debs+=(iproute2)
 command -v nft >/dev/null 2>&1 || need_debs+=(nftables)
 command -v socat >/dev/null 2>&1 || need_debs+=(socat)
+command -v faketime >/dev/null 2>&1 || need_debs+=(faketime)  # and libfaketime: wall-clock jumps
 
 if [ ${#need_debs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

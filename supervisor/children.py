@@ -2,21 +2,28 @@
 
 Heartbeats first (they are what the rest of the cluster judges this server by), then the NP
 resolution actors, then membership (which folds the heartbeats into "server X is up/down" and
-resolves partitions) — all critical — then the built-in actors listed under `[[node.actor]]`.
-Later issues add the link and groups here.
+resolves partitions), then the link to the other servers (with more than one server) — all
+critical — then the built-in actors listed under `[[node.actor]]`. Later issues add groups here.
 """
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from actors.heartbeat.timing import check_period, stall_after
 from actors.membership.resolution import fence_wait
+from actors.np.disklease import check_time as disk_check_time
+from actors.np.witness import check_time as witness_check_time
 from config import Cluster, Heartbeat, NpResource
+from config.typed import LAN_HEARTBEATS
 from supervisor.spec import ChildSpec, Restart
 
 HEARTBEAT_ACTOR_PREFIX = "hb."
 NP_ACTOR_PREFIX = "np."
-NP_ACTOR_TYPES = {"pingnp"}  # `majority` needs no actor: membership counts its own view
+NP_ACTOR_TYPES = {"pingnp", "disknp", "witness"}  # `majority` needs none: membership counts
 MEMBERSHIP = "membership"
+LINK = "link"
 SETTLE_BEATS = 2  # a server that comes back is up after this many heartbeat intervals
 
 
@@ -41,7 +48,7 @@ def child_specs(cfg: Cluster, server: str) -> list[ChildSpec]:
         ChildSpec(
             name=NP_ACTOR_PREFIX + np.name,
             kind=np.type,
-            args={"np": np.name, **np.params_for(server)},
+            args=np_args(cfg, np, server),
             restart=Restart.PERMANENT,
             stop_timeout=cfg.node.stop_timeout,
             critical=True,
@@ -56,6 +63,18 @@ def child_specs(cfg: Cluster, server: str) -> list[ChildSpec]:
                 name=MEMBERSHIP,
                 kind=MEMBERSHIP,
                 args=membership_args(cfg, heartbeats, server),
+                restart=Restart.PERMANENT,
+                stop_timeout=cfg.node.stop_timeout,
+                critical=True,
+                start_timeout=start_timeout,
+            )
+        )
+    if len(cfg.servers) > 1 and cfg.key_path() is not None:
+        specs.append(
+            ChildSpec(
+                name=LINK,
+                kind=LINK,
+                args=link_args(cfg, server),
                 restart=Restart.PERMANENT,
                 stop_timeout=cfg.node.stop_timeout,
                 critical=True,
@@ -82,26 +101,100 @@ def _runs_on(item: Heartbeat | NpResource, server: str) -> bool:
 
 
 def heartbeat_args(cfg: Cluster, hb: Heartbeat, server: str) -> dict:
+    """The actor's arguments: what every heartbeat needs, then what its path needs. `index` and
+    the peers' values are positions in the cluster's server list (the same on every server): a
+    frame names the peers its sender lost by position, and a disk heartbeat's slot is its server's
+    position. Peers: every other server the heartbeat runs on (a serial line joins exactly two,
+    see config/typed.py)."""
     params = hb.params_for(server)
-    network = params["network"]
-    peers = {
-        s.name: s.addresses[network]
-        for s in cfg.servers
-        if s.name != server and network in s.addresses and _runs_on(hb, s.name)
-    }
-    me = cfg.server(server)
-    assert me is not None
-    return {
+    position = {s.name: i for i, s in enumerate(cfg.servers)}
+    peers = {name: i for name, i in position.items() if name != server and _runs_on(hb, name)}
+    args = {
         "heartbeat": hb.name,
-        "network": network,
-        "address": me.addresses[network],
-        "port": params["port"],
+        "index": position[server],
         "peers": peers,
         "interval": cfg.timing.heartbeat_interval,
         "timeout": cfg.timing.heartbeat_timeout,
         "delay_warning": cfg.timing.heartbeat_delay_warning,
         "key_file": cfg.key_path(),
     }
+    if hb.type in LAN_HEARTBEATS:
+        network = params["network"]
+        me = cfg.server(server)
+        assert me is not None
+        args |= {
+            "network": network,
+            "address": me.addresses[network],
+            "port": params["port"],
+            "addresses": {p: cfg.servers[i].addresses[network] for p, i in peers.items()},
+        }
+    elif hb.type == "comhb":
+        args |= {"device": cfg.resolve_path(params["device"]), "baud": int(params["baud"])}
+    elif hb.type == "diskhb":
+        args |= {
+            "device": cfg.resolve_path(params["device"]),
+            "offset": params["offset"],
+            "slots": len(cfg.servers),
+        }
+    return args
+
+
+def node_settings(cfg: Cluster) -> dict[str, Any]:
+    """What the configuration decides of the supervisor (SupervisorSettings' keywords)."""
+    n = cfg.node
+    return {
+        "cluster": cfg.name,
+        "max_restarts": n.max_restarts,
+        "restart_window": n.restart_window,
+        "beat_interval": n.beat_interval,
+        "beat_timeout": n.beat_timeout,
+        "on_critical_failure": n.on_critical_failure,
+        "hold_after_unclean_stop": n.hold_after_unclean_stop,
+        "fence_time": n.stop_timeout,
+    }
+
+
+def what_runs(cfg: Cluster, server: str) -> dict[str, Any]:
+    """What the server's node runs under `cfg`, part by part (`config diff` compares these)."""
+    parts: dict[str, Any] = {"supervisor settings": node_settings(cfg)}
+    parts.update((f"actor {spec.name}", spec) for spec in child_specs(cfg, server))
+    return parts
+
+
+def link_args(cfg: Cluster, server: str) -> dict:
+    """Where the link listens (every address of this server) and, per peer, its routes: the
+    heartbeats' networks first, in heartbeat order (the interconnects), then the others."""
+    me = cfg.server(server)
+    assert me is not None
+    port = cfg.ports.link
+    order = [hb.params_for(server).get("network") for hb in cfg.heartbeats]
+    order += [n.name for n in cfg.networks]
+    networks = list(dict.fromkeys(n for n in order if n in me.addresses))
+    routes = {
+        s.name: [
+            {"network": n, "endpoint": _tcp(s.addresses[n], port)}
+            for n in networks
+            if n in s.addresses
+        ]
+        for s in cfg.servers
+        if s.name != server
+    }
+    interval, timeout = cfg.timing.heartbeat_interval, cfg.timing.heartbeat_timeout
+    return {
+        "servers": [s.name for s in cfg.servers],
+        "listen": [_tcp(me.addresses[n], port) for n in networks],
+        "routes": routes,
+        "key_file": cfg.key_path(),
+        "config_path": os.path.abspath(cfg.source),
+        # ZeroMQ pings an idle connection and drops one whose peer stopped answering: a link
+        # route fails over a little after the heartbeats notice (never faster than 100 ms / 1 s).
+        "timing": {"heartbeat": max(0.1, interval), "timeout": max(1.0, timeout)},
+    }
+
+
+def _tcp(address: str, port: int) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"tcp://{host}:{port}"
 
 
 def membership_args(cfg: Cluster, heartbeats: list[Heartbeat], server: str) -> dict:
@@ -109,13 +202,12 @@ def membership_args(cfg: Cluster, heartbeats: list[Heartbeat], server: str) -> d
     for hb in heartbeats:
         for peer in heartbeat_args(cfg, hb, server)["peers"]:
             peers[peer].append(hb.name)
-    interval, timeout = cfg.timing.heartbeat_interval, cfg.timing.heartbeat_timeout
     nps = [
         {
             "name": np.name,
             "type": np.type,
             "actor": NP_ACTOR_PREFIX + np.name if np.type in NP_ACTOR_TYPES else None,
-            "check_time": _np_check_time(np.params_for(server)),
+            "check_time": _np_check_time(np.type, np.params_for(server)),
         }
         for np in cfg.np
         if _runs_on(np, server)
@@ -130,20 +222,47 @@ def membership_args(cfg: Cluster, heartbeats: list[Heartbeat], server: str) -> d
         "master": cfg.master.name,
         "np": nps,
         "on_isolation": cfg.node.on_isolation,
-        # resolution.py states the rule. Every server has the same configuration, so the NP
-        # methods the loser runs are all of them (a method limited to some servers included).
-        "fence_wait": fence_wait(
-            interval,
-            check_period(interval, timeout),
-            stall_after(interval, timeout),
-            (_np_check_time(np.params) for np in cfg.np),
-            cfg.node.stop_timeout,
-        ),
+        "fence_wait": cluster_fence_wait(cfg),
     }
 
 
-def _np_check_time(params: dict) -> float:
-    """The longest an NP check can take: every round of every retry timing out."""
-    if "timeout" in params and "retry" in params:
+def cluster_fence_wait(cfg: Cluster) -> float:
+    """resolution.py states the rule. Every server has the same configuration, so the NP
+    methods the loser runs are all of them (a method limited to some servers included)."""
+    interval, timeout = cfg.timing.heartbeat_interval, cfg.timing.heartbeat_timeout
+    return fence_wait(
+        interval,
+        check_period(interval, timeout),
+        stall_after(interval, timeout),
+        (_np_check_time(np.type, np.params) for np in cfg.np),
+        cfg.node.stop_timeout,
+    )
+
+
+def np_args(cfg: Cluster, np: NpResource, server: str) -> dict:
+    """An NP actor's arguments: its parameters on this server, and for the leases (`disknp`,
+    `witness`) what they need of the cluster. `hold`: a won lease is held for the fencing wait,
+    which covers every check the other side can still make for the same partition (it starts
+    after ours by at most the detection skew and the NP checks before it)."""
+    params = np.params_for(server)
+    args = {"np": np.name, **params}
+    if np.type in ("disknp", "witness"):
+        args |= {"key_file": cfg.key_path(), "hold": cluster_fence_wait(cfg)}
+    if np.type == "disknp":
+        args |= {
+            "device": cfg.resolve_path(params["device"]),
+            "servers": [s.name for s in cfg.servers],  # slot i is server i's, on every server
+            "on_isolation": cfg.node.on_isolation,
+        }
+    return args
+
+
+def _np_check_time(np_type: str, params: dict) -> float:
+    """The longest an NP check can take (its actor answers within it)."""
+    if np_type == "disknp":
+        return disk_check_time(float(params["lease"]), float(params["io_timeout"]))
+    if np_type == "witness":
+        return witness_check_time(float(params["timeout"]))
+    if "timeout" in params and "retry" in params:  # pingnp: every round of every retry
         return float(params["timeout"]) * (int(params["retry"]) + 1)
     return 0.0

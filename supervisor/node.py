@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import os
 import secrets
 import signal
@@ -186,6 +187,7 @@ class Node:
                     "status": self._status,
                     "ping": lambda body: {"pid": os.getpid()},
                     "node_action": self._node_action,
+                    "config": self._config,
                 },
             )
             tasks = [
@@ -634,6 +636,16 @@ class Node:
                 }
                 for c in self.children.values()
             ],
+        }
+
+    def _config(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The configuration this node runs: the text as loaded at start, whatever the file now
+        says (a `config push` changes the file; the node applies it when restarted)."""
+        text = self.settings.config_text
+        return {
+            "path": self.settings.config_path,
+            "text": text,
+            "sha256": hashlib.sha256(text.encode()).hexdigest(),
         }
 
     def _servers(self) -> list[dict[str, Any]]:

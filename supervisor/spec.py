@@ -40,3 +40,5 @@ class SupervisorSettings:
     lab: bool = False  # node-level actions take their lab form (no OS shutdown, no sysrq)
     launcher: str = "template"  # template | spawn
     log_format: str = "auto"
+    config_path: str = ""  # the configuration this node runs, as loaded at start
+    config_text: str = ""

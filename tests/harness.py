@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -45,10 +46,12 @@ def node_config(
     heartbeats: tuple[dict[str, Any], ...] = (),
     timing: dict[str, Any] | None = None,
     key_file: str | None = None,
+    link_port: int | None = None,
 ) -> str:
     """A cluster configuration whose servers run the given built-in actors. Server i has the
     address <subnet>.(11+i) on the network "public" (subnet "127.0.0" runs several servers'
-    heartbeats on this machine without namespaces)."""
+    heartbeats on this machine without namespaces). Several servers get a link port of their own
+    (random unless given), so that tests running side by side on one machine do not collide."""
 
     def table(header: str, values: dict[str, Any]) -> str:
         return header + "\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
@@ -59,6 +62,8 @@ def node_config(
             table("[[server]]", {"name": server, "addresses": {"public": f"{subnet}.{11 + i}"}})
         )
     lines.append(table("[[network]]", {"name": "public", "subnet": f"{subnet}.0/24"}))
+    if len(servers) > 1:
+        lines.append(table("[ports]", {"link": link_port or random.randint(30000, 39999)}))
     if timing:
         lines.append(table("[timing]", timing))
     lines += [table("[[heartbeat]]", hb) for hb in heartbeats]
@@ -77,6 +82,7 @@ class NodeProcess:
         launcher: str = "template",
     ) -> None:
         self.state_dir = state_dir
+        self.server = server
         self.paths = NodePaths(state_dir)
         self.config_path = os.path.join(state_dir, "cluster.toml")
         os.makedirs(state_dir, exist_ok=True)
@@ -147,8 +153,11 @@ class NodeProcess:
             time.sleep(0.05)
         raise AssertionError(f"status not reached within {timeout}s ({last}):\n{self.output()}")
 
-    def watch(self, prefix: str = "") -> BusWatcher:
-        return BusWatcher(self.paths, prefix)
+    def watch(self, prefix: str = "", everywhere: bool = False) -> BusWatcher:
+        """Events on this node's bus that arose on this server (`everywhere`: also those the
+        link brought from the other servers, e.g. their alerts)."""
+        origin = None if everywhere or self.server is None else self.server
+        return BusWatcher(self.paths, prefix, origin)
 
     def cli(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -193,7 +202,8 @@ class NodeProcess:
 class BusWatcher:
     """Subscribes to a node's events; tests wait for events, they do not sleep and poll."""
 
-    def __init__(self, paths: NodePaths, prefix: str = "") -> None:
+    def __init__(self, paths: NodePaths, prefix: str = "", origin: str | None = None) -> None:
+        self.origin = origin  # only events that arose on this server, if given
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.SUB)
         self.sock.linger = 0
@@ -220,6 +230,8 @@ class BusWatcher:
             try:
                 env = envelope.decode_multipart(self.sock.recv_multipart())
             except EnvelopeError:
+                continue
+            if self.origin is not None and env.server != self.origin:
                 continue
             self.seen.append(env)
             if match(env):

@@ -23,8 +23,8 @@ KINDS = {"echo"}
 NAMES = sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".toml"))
 
 
-def test_the_three_examples_exist() -> None:
-    assert NAMES == ["single.toml", "three-node.toml", "two-node.toml"]
+def test_the_examples_exist() -> None:
+    assert NAMES == ["single.toml", "three-node.toml", "two-node-paths.toml", "two-node.toml"]
 
 
 @pytest.mark.parametrize("name", NAMES)

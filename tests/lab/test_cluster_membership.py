@@ -8,92 +8,21 @@ import os
 import time
 
 import pytest
+from lab_cluster import (
+    PINGNP,
+    cluster_config,
+    member_view,
+    servers,
+    settled,
+    stand_down_record,
+    status,
+    wait,
+)
 
 from lab import Lab
 from supervisor.node_actions import RECORD_FILE
 
-CONFIG = """
-[cluster]
-name = "lab cluster"
-key_file = "cluster.key"
-
-[timing]
-heartbeat_interval = "100ms"
-heartbeat_timeout = "600ms"
-
-[[network]]
-name = "public"
-subnet = "198.18.0.0/24"
-
-[[network]]
-name = "interconnect"
-subnet = "198.19.0.0/24"
-
-[[server]]
-name = "node1"
-addresses = { public = "198.18.0.11", interconnect = "198.19.0.11" }
-
-[[server]]
-name = "node2"
-addresses = { public = "198.18.0.12", interconnect = "198.19.0.12" }
-
-[node]
-stop_timeout = "2s"
-
-[[heartbeat]]
-name = "lanhb1"
-type = "lanhb"
-network = "interconnect"
-
-[[heartbeat]]
-name = "lanhb2"
-type = "lanhb"
-network = "public"
-
-[[np]]
-name = "router"
-type = "pingnp"
-targets = ["198.18.0.1"]
-interval = "500ms"
-timeout = "300ms"
-retry = 1
-"""
-
-
-def status(lab: Lab, server: str) -> dict:
-    result = lab.exec(server, ["haven", "status", "--json"])
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def servers(st: dict) -> dict[str, str]:
-    return {s["name"]: s["state"] for s in st["servers"]}
-
-
-def wait(lab: Lab, server: str, predicate, timeout: float = 15.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        st = status(lab, server)
-        if predicate(st):
-            return st
-        assert time.monotonic() < deadline, json.dumps(st, indent=1)[:3000]
-        time.sleep(0.2)
-
-
-def stand_down_record(lab: Lab, server: str, failure: str, timeout: float = 20.0) -> str:
-    """The path of the server's node-action record, once it exists (the server stood down)."""
-    path = os.path.join(lab.dir, server, "state", RECORD_FILE)
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        assert time.monotonic() < deadline, failure
-        time.sleep(0.2)
-    return path
-
-
-def settled(st: dict) -> bool:
-    return servers(st) == {"node1": "online", "node2": "online"} and all(
-        state == "normal" for s in st["servers"] for state in s["heartbeats"].values()
-    )
+CONFIG = cluster_config(2, PINGNP)
 
 
 @pytest.fixture
@@ -106,7 +35,14 @@ def lab(make_lab, needs_nft) -> Lab:
 
 def test_both_servers_see_each_other_on_every_path(lab: Lab) -> None:
     for server in ("node1", "node2"):
-        st = wait(lab, server, lambda s: s["np"] == [{"name": "router", "state": "normal"}])
+        st = wait(
+            lab,
+            server,
+            lambda s: (
+                [(n["name"], n["state"], n["servers"]) for n in s["np"]]
+                == [("router", "normal", {"node1": "normal", "node2": "normal"})]
+            ),
+        )
         assert settled(st)
 
 
@@ -156,21 +92,11 @@ def test_thirty_percent_loss_on_every_path_brings_nobody_down_at_the_default_pro
     )
     lab = make_lab(text=text)
     wait(lab, "node1", settled)
-    epoch = json.loads(
-        lab.exec(
-            "node1",
-            ["haven", "bus", "tap", "member.view", "--count", "1", "--timeout", "10", "--json"],
-        ).stdout
-    )["body"]["epoch"]
+    epoch = member_view(lab, "node1")["body"]["epoch"]
     for network in ("public", "interconnect"):
         lab.loss("node2", network, 30)
     time.sleep(20)
-    view = json.loads(
-        lab.exec(
-            "node1",
-            ["haven", "bus", "tap", "member.view", "--count", "1", "--timeout", "10", "--json"],
-        ).stdout
-    )["body"]
+    view = member_view(lab, "node1")["body"]
     lab.heal()
     assert view["servers"]["node2"]["state"] == "online"
     assert view["epoch"] == epoch, "node2 went down (and back) under 30 % loss"

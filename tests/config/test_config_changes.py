@@ -1,0 +1,106 @@
+"""What a configuration change needs (config/changes.py with the supervisor's `what_runs`)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from config import parse_config
+from config.changes import Need, field_changes, overall, server_needs
+from supervisor.children import what_runs
+
+BASE = """
+[cluster]
+name = "c"
+key_file = "/etc/haven/cluster.key"
+
+[[network]]
+name = "public"
+subnet = "198.18.0.0/24"
+
+[[server]]
+name = "node1"
+addresses = { public = "198.18.0.11" }
+
+[[server]]
+name = "node2"
+addresses = { public = "198.18.0.12" }
+
+[[heartbeat]]
+name = "lan1"
+type = "lanhb"
+network = "public"
+
+[[group]]
+name = "web"
+failback = "manual"
+"""
+SOURCE = "/etc/haven/cluster.toml"
+
+
+def analyse(old_text: str, new_text: str):
+    old, new = parse_config(old_text, SOURCE), parse_config(new_text, SOURCE)
+    needs = server_needs(old, new, what_runs)
+    return [str(c) for c in field_changes(old, new)], {n.server: n for n in needs}
+
+
+def test_the_same_cluster_written_differently_needs_nothing() -> None:
+    rewritten = BASE.replace('failback = "manual"', 'failback = "manual"  # comment') + "\n\n"
+    changes, needs = analyse(BASE, rewritten)
+    assert changes == []
+    assert {n.need for n in needs.values()} == {Need.NOTHING}
+
+
+def test_a_timing_change_restarts_every_node() -> None:
+    changes, needs = analyse(BASE, BASE + '\n[timing]\nheartbeat_timeout = "5s"\n')
+    assert "timing → heartbeat_timeout: 2 → 5" in changes
+    assert {s: n.need for s, n in needs.items()} == {"node1": Need.RESTART, "node2": Need.RESTART}
+    assert any("actor hb.lan1 changed" in why for why in needs["node1"].why)
+
+
+def test_a_setting_nothing_runs_on_yet_needs_nothing() -> None:
+    changes, needs = analyse(BASE, BASE.replace('failback = "manual"', 'failback = "auto"'))
+    assert changes == ['group "web" → failback: "manual" → "auto"']
+    assert overall(list(needs.values())) is Need.NOTHING
+
+
+def test_a_heartbeat_on_some_servers_restarts_only_those() -> None:
+    three = BASE.replace(
+        "[[heartbeat]]",
+        '[[server]]\nname = "node3"\naddresses = { public = "198.18.0.13" }\n\n[[heartbeat]]',
+    )
+    extra = '\n[[heartbeat]]\nname = "lan2"\ntype = "lanhb"\nnetwork = "public"\nport = 29012\n'
+    only_two = extra + 'servers = ["node1", "node2"]\n'
+    changes, needs = analyse(three, three + only_two)
+    assert changes == ['heartbeat "lan2": added']
+    # node3 runs no lan2 actor, and its membership and link do not depend on it: unchanged
+    assert needs["node1"].need is Need.RESTART and needs["node2"].need is Need.RESTART
+    assert needs["node3"].need is Need.NOTHING, needs["node3"].why
+
+
+def test_servers_added_removed_and_reordered() -> None:
+    added = BASE.replace(
+        "[[heartbeat]]",
+        '[[server]]\nname = "node3"\naddresses = { public = "198.18.0.13" }\n\n[[heartbeat]]',
+    )
+    changes, needs = analyse(BASE, added)
+    assert 'server "node3": added' in changes
+    assert "new server" in needs["node3"].why[0] and needs["node3"].need is Need.RESTART
+    changes, needs = analyse(added, BASE)
+    assert "removed" in needs["node3"].why[0]
+    swapped = BASE.replace('name = "node1"', 'name = "tmp"').replace(
+        'name = "node2"', 'name = "node1"'
+    )
+    swapped = swapped.replace('name = "tmp"', 'name = "node2"')
+    changes, _ = analyse(BASE, swapped)
+    assert 'server order (priority): ["node1", "node2"] → ["node2", "node1"]' in changes
+
+
+@pytest.mark.parametrize("name", ["two-node.toml", "three-node.toml"])
+def test_every_example_compared_with_itself_needs_nothing(name: str) -> None:
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "config", "examples", name)
+    with open(path) as f:
+        text = f.read()
+    changes, needs = analyse(text, text)
+    assert changes == [] and overall(list(needs.values())) is Need.NOTHING
