@@ -67,7 +67,8 @@ class LinkActor(Actor):
         self.dropped = DropCounter()
         self.sent: dict[str, int] = dict.fromkeys(routes, 0)
         self.received: dict[str, int] = dict.fromkeys(routes, 0)
-        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        # (server, request seq) → the caller's future: a reply counts only from the server asked
+        self.pending: dict[tuple[str, int], asyncio.Future[dict[str, Any]]] = {}
         self.seq = 0
         self.serving = asyncio.Semaphore(CONCURRENT_CALLS)
         self.tasks: set[asyncio.Task[None]] = set()
@@ -181,7 +182,7 @@ class LinkActor(Actor):
         except EnvelopeError as exc:
             self.dropped.drop(str(exc))
             return
-        future = self.pending.get(env.body.get("re"))  # type: ignore[arg-type]
+        future = self.pending.get((peer, env.body.get("re")))  # type: ignore[arg-type]
         if future is None or future.done():
             self.dropped.drop("late or unknown reply")  # its caller has given up
             return
@@ -237,7 +238,7 @@ class LinkActor(Actor):
             )
         self.sent[server] += 1
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self.pending[seq] = future
+        self.pending[(server, seq)] = future
         try:
             async with asyncio.timeout(timeout + REPLY_MARGIN):
                 answer = await future
@@ -246,7 +247,7 @@ class LinkActor(Actor):
                 f"server {server} did not answer {service}.{method} within {timeout:g}s"
             ) from None
         finally:
-            self.pending.pop(seq, None)
+            self.pending.pop((server, seq), None)
         if answer.get("ok") is True:
             return answer.get("result")
         raise RequestError(f"server {server}: {answer.get('error') or 'failed'}")

@@ -307,9 +307,17 @@ class MembershipActor(Actor):
         view = self.view.snapshot()
         # servers in the configured priority order (the master first), as an operator reads them
         view["servers"] = {s: view["servers"][s] for s in self.servers if s in view["servers"]}
+        # `majority` has no actor: its state is what it would decide now (normal: this server
+        # is in a majority partition)
+        survives = majority_survives(self.view.online(), self.me, self.servers, self.master)
+        majority = "normal" if survives else "error"
+        np_states = {
+            np["name"]: majority if np["type"] == "majority" else self.np_states[np["name"]]
+            for np in self.nps
+        }
         return {
             **view,
-            "np": dict(self.np_states),
+            "np": np_states,
             "fencing": self.fencing,
             "startup": getattr(self, "startup", "waiting"),
         }

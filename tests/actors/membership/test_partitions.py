@@ -88,6 +88,7 @@ def test_majority_keeps_two_of_three_and_fences_the_dead_one(cluster) -> None:
         w.wait_for("alert.info", lambda b: b["event"] == "server_fenced", timeout=10)
     status = nodes["node1"].status()
     assert {s["name"]: s.get("fenced") for s in status["servers"]}["node3"] is True
+    assert status["np"] == [{"name": "votes", "state": "normal"}]  # two of three: a majority
     assert nodes["node2"].status()["node"]["state"] == "running"
 
 
