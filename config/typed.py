@@ -16,7 +16,7 @@ from config.typespec import TypeTables, read_params, read_type
 from config.witness import WitnessUrlError, parse_url
 
 LAN_HEARTBEATS = ("lanhb", "lankhb")
-DISK_BLOCK = 4096  # the slot size and alignment of actors/heartbeat/diskslots.py
+DISK_BLOCK = 4096  # the slot size and alignment of actors/diskio.py (diskhb, disknp)
 
 
 def read_heartbeats(top: Reader, known: Known, types: TypeTables) -> tuple[Heartbeat, ...]:

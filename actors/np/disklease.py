@@ -1,5 +1,5 @@
-"""The lease of `disknp` (pure: the slot record, the timing rules, the verdict). `diskarea.py`
-does the I/O and `disknp.py` runs it.
+"""The lease of `disknp` (pure: the slot record, the timing rules, the verdict).
+`actors/diskio.py` does the I/O and `disknp.py` runs it.
 
 The area: one 4096-byte slot per server of the cluster, in the cluster's server order (slot i at
 `offset + i * 4096`, aligned for O_DIRECT, SPEC §12-8), each written only by its own server: no

@@ -25,8 +25,9 @@ from typing import Any
 
 from actors import exitcodes
 from actors.base import Actor
-from actors.np.diskarea import DiskArea, DiskError
+from actors.diskio import DiskError, SlotArea
 from actors.np.diskprotocol import DiskLease, LeaseTiming
+from actors.np.leaseclock import now
 from bus import topics
 from bus.rpc import AsyncClient, Handler, RequestError
 from config.clusterkey import ClusterKeyError, load_cluster_key
@@ -50,7 +51,7 @@ class DiskNp(Actor):
             return
         servers: list[str] = list(a["servers"])
         try:
-            area = DiskArea(self.device, int(a["offset"]), len(servers))
+            area = SlotArea(self.device, int(a["offset"]), len(servers), self.log, clock=now)
         except DiskError as exc:
             self.log.error("cannot start the disk NP resource", error=str(exc))
             self.stop(exitcodes.FATAL)

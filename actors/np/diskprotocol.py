@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from actors.diskio import DiskError, IoWorker, SlotArea
 from actors.np import disklease as dl
-from actors.np.diskarea import DiskArea, DiskError, IoWorker
 from actors.np.disklease import Slot, SlotError, SlotState, Verdict
 from actors.np.leaseclock import boot_id, now
 from bus.counters import DropCounter
@@ -45,7 +45,7 @@ class LeaseTiming:
 class DiskLease:
     def __init__(
         self,
-        area: DiskArea,
+        area: SlotArea,
         *,
         key: bytes,
         np_name: str,
@@ -57,7 +57,7 @@ class DiskLease:
         on_bad: Callable[[str, str], None] = lambda server, problem: None,
     ) -> None:
         self.area = area
-        self.worker = IoWorker(f"disknp {np_name}")
+        self.worker = IoWorker(f"disknp {np_name}", clock=now)
         self.key = dl.slot_key(key)
         self.np_name = np_name
         self.servers = servers

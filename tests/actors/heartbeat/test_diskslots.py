@@ -1,4 +1,5 @@
-"""The disk heartbeat's slots on a real file: layout, direct I/O, and the refusals."""
+"""The disk heartbeat's slots on a real file: layout, direct I/O (`actors/diskio.py`, shared
+with disk NP), and the refusals."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import sys
 import pytest
 import structlog
 
-from actors.heartbeat.diskslots import SLOT_BYTES, SlotDisk, area_bytes, pack_slot, unpack_slot
+from actors.diskio import DiskError, SlotArea
+from actors.heartbeat.diskslots import SLOT_BYTES, area_bytes, pack_slot, unpack_slot
 from actors.heartbeat.frame import FrameError
 
 LOG = structlog.get_logger()
@@ -24,15 +26,16 @@ def device(tmp_path):
 
 
 def test_each_server_writes_its_own_aligned_slot_and_reads_all(device) -> None:
-    disk = SlotDisk(device, 4096, 3, LOG)
+    disk = SlotArea(device, 4096, 3, LOG)
     try:
+        disk.open()
         assert disk.direct  # /tmp is a real file system
         disk.write_slot(1, pack_slot(b"frame of the second server"))
-        area = disk.read_area()
+        area, started, ended = disk.read_all()
     finally:
         disk.close()
-    assert len(area) == 3 * SLOT_BYTES
-    assert unpack_slot(area[SLOT_BYTES : 2 * SLOT_BYTES]) == b"frame of the second server"
+    assert [len(slot) for slot in area] == [SLOT_BYTES] * 3 and started <= ended
+    assert unpack_slot(area[1]) == b"frame of the second server"
     with open(device, "rb") as f:
         assert f.read(4096 + SLOT_BYTES) == bytes(4096 + SLOT_BYTES)  # nothing else was touched
 
@@ -49,12 +52,12 @@ def test_a_slot_that_holds_no_frame_says_why() -> None:
 
 def test_a_device_too_small_or_a_misaligned_offset_is_refused(device) -> None:
     fds = sorted(os.listdir("/proc/self/fd"))
-    with pytest.raises(RuntimeError, match="needs 20480"):
-        SlotDisk(device, 4096, 4, LOG)
-    with pytest.raises(RuntimeError, match="multiple of 4096"):
-        SlotDisk(device, 512, 2, LOG)
-    with pytest.raises(RuntimeError, match="cannot open"):
-        SlotDisk(device + ".absent", 0, 2, LOG)
+    with pytest.raises(DiskError, match="needs 20480"):
+        SlotArea(device, 4096, 4, LOG).open()
+    with pytest.raises(DiskError, match="multiple of 4096"):
+        SlotArea(device, 512, 2, LOG)
+    with pytest.raises(DiskError, match="cannot open"):
+        SlotArea(device + ".absent", 0, 2, LOG).open()
     assert sorted(os.listdir("/proc/self/fd")) == fds  # every refusal closed what it opened
 
 
@@ -66,11 +69,13 @@ def test_without_o_direct_it_falls_back_to_buffered_io_and_says_so(tmp_path) -> 
     mnt.mkdir()
     script = f"""
 import structlog
-from actors.heartbeat.diskslots import SlotDisk, pack_slot, unpack_slot
+from actors.diskio import SlotArea
+from actors.heartbeat.diskslots import pack_slot, unpack_slot
 open("{mnt}/disk.img", "wb").write(bytes(8192))
-disk = SlotDisk("{mnt}/disk.img", 0, 2, structlog.get_logger())
+disk = SlotArea("{mnt}/disk.img", 0, 2, structlog.get_logger())
+disk.open()
 disk.write_slot(0, pack_slot(b"hello"))
-print("direct" if disk.direct else "buffered", unpack_slot(disk.read_area()[:4096]).decode())
+print("direct" if disk.direct else "buffered", unpack_slot(disk.read_all()[0][0]).decode())
 disk.close()
 """
     proc = subprocess.run(

@@ -13,10 +13,11 @@ import time
 
 import pytest
 
+from actors.diskio import DiskError, IoWorker, SlotArea
 from actors.np import disklease as dl
-from actors.np.diskarea import DiskArea, DiskError, IoWorker
 from actors.np.disklease import Slot, SlotState
 from actors.np.diskprotocol import DiskLease, LeaseTiming
+from actors.np.leaseclock import now
 
 KEY = b"cluster key for the disk lease tests".ljust(32)
 SERVERS = ["node1", "node2", "node3"]
@@ -38,7 +39,7 @@ class Contender:
         self.health: list[str | None] = []
         self.lost: list[str] = []
         self.lease = DiskLease(
-            DiskArea(path, 0, len(SERVERS)),
+            SlotArea(path, 0, len(SERVERS), clock=now),
             key=key,
             np_name="disk",
             servers=SERVERS,
