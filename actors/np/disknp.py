@@ -27,8 +27,8 @@ from actors import exitcodes
 from actors.base import Actor
 from actors.diskio import DiskError, SlotArea
 from actors.np.diskprotocol import DiskLease, LeaseTiming
+from actors.np.health import NpHealth
 from actors.np.leaseclock import now
-from bus import topics
 from bus.rpc import AsyncClient, Handler, RequestError
 from config.clusterkey import ClusterKeyError, load_cluster_key
 
@@ -39,7 +39,7 @@ class DiskNp(Actor):
         self.np_name: str = a["np"]
         self.device: str = a["device"]
         self.on_isolation: str = a.get("on_isolation", "shutdown")
-        self.state = "unknown"
+        self.health = NpHealth(self, self.np_name)
         self.lease: DiskLease | None = None
         self.task: asyncio.Task[None] | None = None
         self.fencing = False
@@ -101,8 +101,8 @@ class DiskNp(Actor):
     def requests(self) -> dict[str, Handler]:
         return {
             "check": self._check,
-            "state": lambda body: {"state": self.state},
-            "stats": lambda body: {"state": self.state, **self._stats()},
+            "state": lambda body: {"state": self.health.state},
+            "stats": lambda body: {"state": self.health.state, **self._stats()},
         }
 
     def _stats(self) -> dict[str, Any]:
@@ -119,20 +119,7 @@ class DiskNp(Actor):
 
     # state and alerts -----------------------------------------------------------------------
     def _health(self, error: str | None) -> None:
-        state = "normal" if error is None else "error"
-        if state == self.state:
-            return
-        previous, self.state = self.state, state
-        self.publish(
-            topics.np_result(self.np_name),
-            {"np": self.np_name, "state": state, "previous": previous, "error": error},
-        )
-        if error is not None:
-            self._alert("warning", "np_error", f"NP resource {self.np_name}: {error}")
-        elif previous == "error":
-            self._alert(
-                "info", "np_recovered", f"NP resource {self.np_name}: {self.device} works again"
-            )
+        self.health.update(error, f"{self.device} works again", error=error)
 
     def _bad_slot(self, server: str, problem: str) -> None:
         self.log.warning(
@@ -150,7 +137,7 @@ class DiskNp(Actor):
 
     async def _fence(self, reason: str) -> None:
         reason = f"NP resource {self.np_name}: {reason}"
-        self._alert("error", "np_lease_lost", f"{reason}; node action: {self.on_isolation}")
+        self.health.alert("error", "np_lease_lost", f"{reason}; node action: {self.on_isolation}")
         client = AsyncClient(
             self.ctx.zctx, self.ctx.paths.service_endpoint("node"), self.ctx.sender
         )
@@ -163,10 +150,3 @@ class DiskNp(Actor):
             self.stop(exitcodes.PANIC)
         finally:
             client.close()
-
-    def _alert(self, level: str, event: str, message: str) -> None:
-        self.publish(
-            topics.alert(level),
-            {"module": "np", "event": event, "np": self.np_name, "message": message},
-        )
-        (self.log.info if level == "info" else self.log.warning)(message)

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from actors.base import Actor
+from actors.np.health import NpHealth
 from actors.np.icmp import IcmpProber
-from bus import topics
 from bus.rpc import Handler
 
 
@@ -27,7 +27,7 @@ class PingNp(Actor):
         self.timeout = float(a["timeout"])
         self.retry = int(a["retry"])
         self.prober = IcmpProber()
-        self.state = "unknown"
+        self.health = NpHealth(self, self.np_name)
         self.every("routine", float(a["interval"]))
 
     async def on_timer(self, name: str) -> None:
@@ -42,7 +42,7 @@ class PingNp(Actor):
             self.prober.close()
 
     def requests(self) -> dict[str, Handler]:
-        return {"check": self._check, "state": lambda body: {"state": self.state}}
+        return {"check": self._check, "state": lambda body: {"state": self.health.state}}
 
     async def _check(self, body: dict[str, Any]) -> dict[str, Any]:
         target = await self._reachable()
@@ -57,28 +57,5 @@ class PingNp(Actor):
         return None
 
     def _update(self, target: str | None) -> None:
-        state = "normal" if target is not None else "error"
-        if state == self.state:
-            return
-        previous, self.state = self.state, state
-        self.publish(
-            topics.np_result(self.np_name),
-            {"np": self.np_name, "state": state, "previous": previous, "target": target},
-        )
-        if state == "error":
-            self._alert(
-                "warning",
-                "np_error",
-                f"NP resource {self.np_name}: no target answers ({', '.join(self.targets)})",
-            )
-        elif previous == "error":
-            self._alert(
-                "info", "np_recovered", f"NP resource {self.np_name}: {target} answers again"
-            )
-
-    def _alert(self, level: str, event: str, message: str) -> None:
-        self.publish(
-            topics.alert(level),
-            {"module": "np", "event": event, "np": self.np_name, "message": message},
-        )
-        (self.log.info if level == "info" else self.log.warning)(message)
+        error = None if target is not None else f"no target answers ({', '.join(self.targets)})"
+        self.health.update(error, f"{target} answers again", target=target)

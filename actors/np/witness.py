@@ -25,9 +25,9 @@ from typing import Any
 from actors import exitcodes
 from actors.base import Actor
 from actors.np import witness_protocol as wp
+from actors.np.health import NpHealth
 from actors.np.leaseclock import now
 from actors.np.witness_client import Answer, WitnessClient, WitnessError
-from bus import topics
 from bus.rpc import Handler
 from config.clusterkey import ClusterKeyError, load_cluster_key
 from config.witness import WitnessUrlError
@@ -45,7 +45,7 @@ class WitnessNp(Actor):
         self.url: str = a["url"]
         self.timeout = float(a["timeout"])
         self.hold = float(a["hold"])
-        self.state = "unknown"
+        self.health = NpHealth(self, self.np_name)
         self.error: str | None = None
         self.valid_until = 0.0  # our clock: until when a lease granted to us surely runs
         self.counts = {"probes": 0, "checks": 0, "granted": 0, "refused": 0, "failed": 0}
@@ -72,9 +72,9 @@ class WitnessNp(Actor):
     def requests(self) -> dict[str, Handler]:
         return {
             "check": self._check,
-            "state": lambda body: {"state": self.state},
+            "state": lambda body: {"state": self.health.state},
             "stats": lambda body: {
-                "state": self.state,
+                "state": self.health.state,
                 "error": self.error,
                 "url": self.url,
                 "holding_for": max(0.0, self.valid_until - now()),
@@ -131,25 +131,5 @@ class WitnessNp(Actor):
         return {"reachable": False, "reason": reason, "holder": answer.holder}
 
     def _update(self, error: str | None) -> None:
-        state = "normal" if error is None else "error"
         self.error = error
-        if state == self.state:
-            return
-        previous, self.state = self.state, state
-        self.publish(
-            topics.np_result(self.np_name),
-            {"np": self.np_name, "state": state, "previous": previous, "error": error},
-        )
-        if error is not None:
-            self._alert("warning", "np_error", f"NP resource {self.np_name}: {error}")
-        elif previous == "error":
-            self._alert(
-                "info", "np_recovered", f"NP resource {self.np_name}: the witness answers again"
-            )
-
-    def _alert(self, level: str, event: str, message: str) -> None:
-        self.publish(
-            topics.alert(level),
-            {"module": "np", "event": event, "np": self.np_name, "message": message},
-        )
-        (self.log.info if level == "info" else self.log.warning)(message)
+        self.health.update(error, "the witness answers again", error=error)
