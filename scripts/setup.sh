@@ -49,7 +49,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing Haven and its tools into .venv (log: .venv/pip.log)"
   # vendor/wheels holds the few pure-Python wheels that are not on this workplace's local wheel
   # mirror, so that a PyPI outage does not stop a fresh clone from installing (see vendor/README).
-  if ! .venv/bin/python -m pip install --find-links vendor/wheels -e '.[dev]' \
+  if ! .venv/bin/python -m pip install --retries 2 --find-links vendor/wheels -e '.[dev]' \
        >.venv/pip.log 2>&1; then
     tail -n 30 .venv/pip.log >&2
     echo "setup: pip install failed; the whole log is .venv/pip.log" >&2
