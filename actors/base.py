@@ -66,3 +66,18 @@ class Actor:
 
     def stop(self, exit_code: int = 0) -> None:
         self.ctx.request_stop(exit_code)
+
+    async def ask(
+        self, service: str, method: str, body: dict[str, Any] | None = None, timeout: float = 5.0
+    ) -> Any:
+        """One request to a service of this server's bus (another actor, or "node" for the
+        supervisor). Raises bus.rpc.RequestError on an error answer or no answer in time."""
+        from bus.rpc import AsyncClient
+
+        client = AsyncClient(
+            self.ctx.zctx, self.ctx.paths.service_endpoint(service), self.ctx.sender
+        )
+        try:
+            return await client.request(method, body, timeout=timeout)
+        finally:
+            client.close()

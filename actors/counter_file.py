@@ -8,8 +8,9 @@ Writes are atomic (temporary file, fsync, rename).
 
 from __future__ import annotations
 
-import os
 import time
+
+from actors.state_file import write_atomic
 
 
 def next_counter(path: str) -> int:
@@ -24,10 +25,4 @@ def next_counter(path: str) -> int:
 
 
 def store_counter(path: str, value: int) -> None:
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(f"{value}\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, f"{value}\n".encode())

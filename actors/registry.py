@@ -9,6 +9,7 @@ ACTOR_KINDS: dict[str, str] = {
     "diskhb": "actors.heartbeat.diskhb:DiskHeartbeat",
     "disknp": "actors.np.disknp:DiskNp",
     "echo": "actors.echo:EchoActor",
+    "groups": "actors.groups.actor:GroupsActor",
     "lanhb": "actors.heartbeat.lanhb:LanHeartbeat",
     "lankhb": "actors.heartbeat.lanhb:LanHeartbeat",
     "link": "actors.link:LinkActor",

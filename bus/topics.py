@@ -55,9 +55,16 @@ def link_state(server: str) -> str:
     return f"link.{server}.state"
 
 
+GROUP = "group."  # group.<name>.state: a group's state on the sending server changed
+
+
+def group_state(name: str) -> str:
+    return f"group.{name}.state"
+
+
 # The families the link carries to every other server. Each server forwards only the events that
 # arose on it, and republishes what it receives under the original sender ("server/actor").
-CLUSTER_WIDE = (ALERT,)
+CLUSTER_WIDE = (ALERT, GROUP)
 
 
 def echo_tick(name: str) -> str:

@@ -30,6 +30,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     state_dir = resolve_state_dir(args.state_dir)
     status = request(state_dir, "status", timeout=args.timeout)
     add_cluster_view(state_dir, status, min(REMOTE_TIMEOUT, args.timeout))
+    add_groups(state_dir, status, args.timeout)
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
     else:
@@ -71,6 +72,26 @@ def add_cluster_view(state_dir: str, status: dict, timeout: float) -> None:
         }
 
 
+def add_groups(state_dir: str, status: dict, timeout: float) -> None:
+    """Every group with its server and resources, as the groups actor gathers them from every
+    server (`groups[{name,state,server,servers,resources,...}]`)."""
+    actor = next((a for a in status["actors"] if a["name"] == "groups"), None)
+    if actor is None or actor["state"] != "running":
+        return
+    try:
+        answer = request(state_dir, "status", {}, timeout=timeout + 2, service="groups")
+    except UserError as exc:
+        status["groups_error"] = str(exc)
+        return
+    status["groups"] = [{"name": name, **g} for name, g in answer["groups"].items()]
+
+
+def _resource_text(name: str, r: dict) -> str:
+    extra = " ".join(str(r[k]) for k in ("ip", "mount_point") if r.get(k))
+    extra += f" pid {r['pid']}" if r.get("pid") else ""
+    return f"{name} {r.get('state', '?')}" + (f" ({extra.strip()})" if extra.strip() else "")
+
+
 def render(status: dict) -> str:
     node = status["node"]
     lines = [
@@ -97,6 +118,18 @@ def render(status: dict) -> str:
             each = ", ".join(f"{s} {state}" for s, state in np.get("servers", {}).items())
             nps.append((np["name"], np["state"], each or "-"))
         lines += _table(nps) + [""]
+    if status.get("groups"):
+        groups = [("GROUP", "STATE", "SERVER", "RESOURCES")]
+        for g in status["groups"]:
+            resources = ", ".join(_resource_text(n, r) for n, r in g["resources"].items())
+            groups.append((g["name"], g["state"], g.get("server") or "-", resources or "-"))
+            if g.get("waiting"):
+                groups.append(("", "", "", f"waiting: {g['waiting']}"))
+            if g.get("failure"):
+                groups.append(("", "", "", f"failed: {g['failure'].get('error')}"))
+        lines += _table(groups) + [""]
+    elif status.get("groups_error"):
+        lines += [f"groups: {status['groups_error']}", ""]
     actors = [("ACTOR", "STATE", "PID", "RESTARTS", "WHY / LAST EXIT")]
     for a in status["actors"]:
         why = a.get("reason") if a["state"] in ("failed", "restarting") else a.get("last_exit")

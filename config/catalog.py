@@ -178,6 +178,7 @@ RESOURCE_TYPES = _table(
             path("log", help="file receiving the scripts' output"),
             number("log_rotate_size", None, 1, 2**40),
         ),
+        implemented=True,
     ),
     TypeSpec(
         "disk",

@@ -4,9 +4,15 @@ A group's `servers` is its failover policy (first = preferred; default: every se
 order). Resource names are unique across the cluster (monitors and commands name resources
 without their group). `depends_on` names resources of the same group; cycles are refused and the
 start order (dependencies first, else declaration order) is computed here, iteratively.
+
+A resource that does not say `depends_on` depends on every resource of its group in an earlier
+tier (`DEPENDENCY_TIERS`): addresses first, then volumes, then disks and mounts, then
+applications — the original's default dependencies. `depends_on = []` opts out.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from config import defaults as d
 from config.dependencies import describe_cycle, find_cycles, start_order
@@ -15,6 +21,19 @@ from config.policies import read_failure_policy
 from config.reader import Reader, quoted, suggest, unique_names
 from config.references import Known, ResourceInfo, read_servers
 from config.typespec import TypeTables, read_params, read_type
+
+# type → tier: a resource depends by default on every resource of a lower tier in its group
+DEPENDENCY_TIERS = {
+    "fip": 0,
+    "vip": 0,
+    "volume": 1,
+    "raw": 2,
+    "disk": 2,
+    "md": 2,
+    "nas": 2,
+    "exec": 3,
+    "ocf": 3,
+}
 
 
 def read_groups(top: Reader, known: Known, types: TypeTables) -> tuple[Group, ...]:
@@ -50,7 +69,7 @@ def _read_resources(group: Reader, group_name: str, servers, known: Known, types
         spec = read_type(r, "resource", types.resource)
         if name is not None:
             known.resources[name] = ResourceInfo(group_name, spec.name if spec else None, r.where)
-        depends_on = r.strings("depends_on", ())
+        depends_on = r.strings("depends_on", None)
         activation = read_failure_policy(r, "activation")
         deactivation = read_failure_policy(r, "deactivation")
         params, per_server = read_params(r, spec, known, servers)
@@ -61,7 +80,7 @@ def _read_resources(group: Reader, group_name: str, servers, known: Known, types
                     name=name,
                     type=spec.name if spec else "",
                     group=group_name,
-                    depends_on=depends_on,
+                    depends_on=tuple(depends_on) if depends_on is not None else None,
                     activation=activation,
                     deactivation=deactivation,
                     params=params,
@@ -69,7 +88,22 @@ def _read_resources(group: Reader, group_name: str, servers, known: Known, types
                 )
             )
             readers.append(r)
+    _default_dependencies(resources)
     return tuple(resources), readers
+
+
+def _default_dependencies(resources: list[GroupResource]) -> None:
+    """Fill in the tier dependencies of every resource that did not say `depends_on`."""
+    for i, resource in enumerate(resources):
+        if resource.depends_on is not None:
+            continue
+        tier = DEPENDENCY_TIERS.get(resource.type, len(DEPENDENCY_TIERS))
+        lower = tuple(
+            other.name
+            for other in resources
+            if DEPENDENCY_TIERS.get(other.type, len(DEPENDENCY_TIERS)) < tier
+        )
+        resources[i] = replace(resource, depends_on=lower)
 
 
 def _check_dependencies(resources, readers: list[Reader], known: Known) -> tuple[str, ...]:

@@ -3,7 +3,9 @@
 Heartbeats first (they are what the rest of the cluster judges this server by), then the NP
 resolution actors, then membership (which folds the heartbeats into "server X is up/down" and
 resolves partitions), then the link to the other servers (with more than one server) — all
-critical — then the built-in actors listed under `[[node.actor]]`. Later issues add groups here.
+critical — then the groups actor (the group manager; critical, after the link so it can reach the
+other servers, stopped before it so that it can release its groups), then the built-in actors
+listed under `[[node.actor]]`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from actors.groups.local import phase_budget
 from actors.heartbeat.timing import check_period, stall_after
 from actors.membership.resolution import fence_wait
 from actors.np.disklease import check_time as disk_check_time
@@ -24,6 +27,7 @@ NP_ACTOR_PREFIX = "np."
 NP_ACTOR_TYPES = {"pingnp", "disknp", "witness"}  # `majority` needs none: membership counts
 MEMBERSHIP = "membership"
 LINK = "link"
+GROUPS = "groups"
 SETTLE_BEATS = 2  # a server that comes back is up after this many heartbeat intervals
 
 
@@ -79,6 +83,18 @@ def child_specs(cfg: Cluster, server: str) -> list[ChildSpec]:
                 stop_timeout=cfg.node.stop_timeout,
                 critical=True,
                 start_timeout=start_timeout,
+            )
+        )
+    if cfg.groups:
+        specs.append(
+            ChildSpec(
+                name=GROUPS,
+                kind=GROUPS,
+                args=groups_args(cfg, server),
+                restart=Restart.PERMANENT,
+                stop_timeout=groups_stop_budget(cfg, server),
+                critical=True,
+                start_timeout=start_timeout + groups_stop_budget(cfg, server),
             )
         )
     specs += [
@@ -266,3 +282,50 @@ def _np_check_time(np_type: str, params: dict) -> float:
     if "timeout" in params and "retry" in params:  # pingnp: every round of every retry
         return float(params["timeout"]) * (int(params["retry"]) + 1)
     return 0.0
+
+
+def groups_args(cfg: Cluster, server: str) -> dict:
+    """Every group, with each resource's parameters as they apply on this server."""
+    return {
+        "servers": [s.name for s in cfg.servers],
+        "config_dir": os.path.dirname(os.path.abspath(cfg.source)),
+        "link": len(cfg.servers) > 1 and cfg.key_path() is not None,
+        "groups": [
+            {
+                "name": g.name,
+                "servers": list(g.servers) or [s.name for s in cfg.servers],
+                "startup": g.startup,
+                "failover": g.failover,
+                "failback": g.failback,
+                "exclusive": g.exclusive,
+                "start_order": list(g.start_order),
+                "resources": [
+                    {
+                        "name": r.name,
+                        "type": r.type,
+                        "depends_on": list(r.depends_on),
+                        "activation": _policy(r.activation),
+                        "deactivation": _policy(r.deactivation),
+                        "params": r.params_for(server),
+                    }
+                    for r in g.resources
+                ],
+            }
+            for g in cfg.groups
+        ],
+    }
+
+
+def _policy(p: Any) -> dict:
+    return {
+        "retry": p.retry,
+        "failover_threshold": p.failover_threshold,
+        "final_action": p.final_action,
+    }
+
+
+def groups_stop_budget(cfg: Cluster, server: str) -> float:
+    """Long enough to stop every group on this server (each resource's own timeouts and
+    retries), so that a node stop releases what it owns instead of being cut short."""
+    groups = groups_args(cfg, server)["groups"]
+    return cfg.node.stop_timeout + sum(phase_budget(g["resources"], "stop") for g in groups)

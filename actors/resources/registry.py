@@ -10,7 +10,9 @@ import importlib
 
 from actors.resources.base import Driver
 
-DRIVERS: dict[str, str] = {}
+DRIVERS: dict[str, str] = {
+    "exec": "actors.resources.exec:ExecDriver",
+}
 
 
 def driver_class(type_name: str) -> type[Driver]:

@@ -59,10 +59,11 @@ def test_a_timing_change_restarts_every_node() -> None:
     assert any("actor hb.lan1 changed" in why for why in needs["node1"].why)
 
 
-def test_a_setting_nothing_runs_on_yet_needs_nothing() -> None:
+def test_a_group_setting_restarts_the_groups_actor() -> None:
     changes, needs = analyse(BASE, BASE.replace('failback = "manual"', 'failback = "auto"'))
     assert changes == ['group "web" → failback: "manual" → "auto"']
-    assert overall(list(needs.values())) is Need.NOTHING
+    assert overall(list(needs.values())) is Need.RESTART
+    assert needs["node1"].why == ("actor groups changed",)
 
 
 def test_a_heartbeat_on_some_servers_restarts_only_those() -> None:
