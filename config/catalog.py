@@ -152,6 +152,7 @@ RESOURCE_TYPES = _table(
             number("prefix_length", None, 0, 128),
             flag("force", False, help="activate even if the address already answers"),
         ),
+        implemented=True,
     ),
     TypeSpec(
         "vip",
@@ -184,6 +185,7 @@ RESOURCE_TYPES = _table(
         "disk",
         "shared disk partition: fsck, mount on the owner, read-only elsewhere",
         (path("device", required=True, per_server=True), *_MOUNT, *_FSCK),
+        implemented=True,
     ),
     TypeSpec(
         "md",
@@ -210,6 +212,7 @@ RESOURCE_TYPES = _table(
         "volume",
         "LVM volume group / logical volume (the original's vxdg / vxvol)",
         (text("volume_group", required=True), text("logical_volume")),
+        implemented=True,
     ),
     TypeSpec(
         "nas",
@@ -222,6 +225,7 @@ RESOURCE_TYPES = _table(
             text("mount_options", "rw"),
             dur("mount_timeout", "120s", "1s", "9999s"),
         ),
+        implemented=True,
     ),
     TypeSpec(
         "ocf",
@@ -230,6 +234,7 @@ RESOURCE_TYPES = _table(
             text("agent", required=True, help="provider:type, e.g. heartbeat:apache"),
             of_kind("parameters", "table", default=None),
         ),
+        implemented=True,
     ),
 )
 

@@ -135,6 +135,11 @@ class Lab:
         try:
             with lab_state.locked(self.dir):
                 shutil.copyfile(config_path, st.config_copy)
+                scripts = os.path.join(os.path.dirname(os.path.abspath(config_path)), "scripts")
+                if os.path.isdir(scripts):  # exec resources' scripts live beside the config
+                    shutil.copytree(
+                        scripts, os.path.join(os.path.dirname(st.config_copy), "scripts")
+                    )
                 self._cluster_key(cluster, st)
                 self._build(st)
                 for need in needed:
@@ -332,7 +337,8 @@ class Lab:
 
     def kill(self, server: str) -> dict[str, Any]:
         """The machine died: SIGKILL of the server's whole node process tree at once, then of
-        anything else left in its namespace (e.g. commands from `exec`)."""
+        anything else left in its namespace (e.g. commands from `exec`); its NICs go down, as a
+        dead machine's do (it answers no ARP for a floating IP it held). `start` boots them."""
         with self._locked():
             st = self.state()
             s = self.server(st, server)
@@ -340,6 +346,7 @@ class Lab:
             pids = procs.tree_pids(tree)
             procs.kill(tree)
             others = netns.kill_namespace_processes(s.namespace)
+            netns.power_off(s.namespace, list(s.interfaces.values()))
             s.state = "killed"
             lab_state.save(st)
         self.progress(f"server {s.name!r}: killed ({len(pids) + others} processes)")
@@ -361,6 +368,8 @@ class Lab:
             if procs.tree_pids(self._tree(s)):
                 how = "paused (resume or kill it first)" if s.state == "paused" else "running"
                 raise LabError(f"the node of server {s.name!r} is already {how}")
+            for network, address in s.addresses.items():
+                netns.boot(s.namespace, s.interfaces[network], address)
             self._start_node(st, s, env)
         if wait:
             self.wait_running(s.name, timeout)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 
 from lab.commands import run
 from lab.errors import LabError
@@ -79,5 +80,24 @@ def connect(
     )  # fmt: skip
     run(["ip", "-n", switch, "link", "set", port, "master", bridge, "up"])
     nodad = ["nodad"] if ":" in address else []  # IPv6: usable at once, no duplicate detection
+    run(["ip", "-n", namespace, "addr", "add", address, "dev", interface, *nodad])
+    run(["ip", "-n", namespace, "link", "set", interface, "up"])
+
+
+def power_off(namespace: str, interfaces: list[str]) -> None:
+    """The machine is dead: its NICs answer nothing any more (no ARP for an address it held)."""
+    for interface in interfaces:
+        subprocess.run(
+            ["ip", "-n", namespace, "link", "set", interface, "down"],
+            capture_output=True,
+            timeout=10,
+        )
+
+
+def boot(namespace: str, interface: str, address: str) -> None:
+    """The machine boots: its NIC comes up with only its configured address (whatever a
+    previous run added, such as a floating IP, died with it)."""
+    run(["ip", "-n", namespace, "addr", "flush", "dev", interface])
+    nodad = ["nodad"] if ":" in address else []
     run(["ip", "-n", namespace, "addr", "add", address, "dev", interface, *nodad])
     run(["ip", "-n", namespace, "link", "set", interface, "up"])

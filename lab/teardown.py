@@ -89,7 +89,14 @@ def remove_dir(directory: str, progress: Callable[[str], None]) -> bool:
 def lab_made(directory: str, entry: str) -> bool:
     """Is `entry` of the lab directory something a lab makes?"""
     path = os.path.join(directory, entry)
-    if entry in (lab_state.LOCK_FILE, "cluster.toml", "com", "disk", lab_witness.DIRECTORY):
+    if entry in (
+        lab_state.LOCK_FILE,
+        "cluster.toml",
+        "com",
+        "disk",
+        "scripts",  # the copy of the configuration's scripts folder
+        lab_witness.DIRECTORY,
+    ):
         return True
     if entry.startswith(lab_state.STATE_FILE) or entry.endswith(".key"):
         return True  # a state file being written; the cluster key made for the lab

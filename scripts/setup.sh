@@ -26,6 +26,13 @@ command -v ip >/dev/null 2>&1 || need_debs+=(iproute2)
 command -v nft >/dev/null 2>&1 || need_debs+=(nftables)
 command -v socat >/dev/null 2>&1 || need_debs+=(socat)
 command -v faketime >/dev/null 2>&1 || need_debs+=(faketime)  # and libfaketime: wall-clock jumps
+# Group resources and their tests: disk (mkfs/fsck, blockdev), volume (LVM), nas (mount.nfs),
+# ocf (the OCF agents of Debian's resource-agents).
+command -v mkfs.ext4 >/dev/null 2>&1 || need_debs+=(e2fsprogs)
+command -v blockdev >/dev/null 2>&1 || need_debs+=(util-linux)
+command -v vgchange >/dev/null 2>&1 || need_debs+=(lvm2)
+command -v mount.nfs >/dev/null 2>&1 || need_debs+=(nfs-common)
+[ -x /usr/lib/ocf/resource.d/heartbeat/Dummy ] || need_debs+=(resource-agents)
 
 if [ ${#need_debs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

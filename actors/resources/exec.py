@@ -90,7 +90,10 @@ class _Started:
     def watch(self) -> None:
         """Reap our child the moment it exits, so no zombie waits for the next `active()`."""
         assert self.popen is not None
-        self._pidfd = os.pidfd_open(self.pid)
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+        except OSError:  # a kernel before 5.3: reaped at the next alive() instead
+            return
         asyncio.get_running_loop().add_reader(self._pidfd, self._exited)
 
     def _exited(self) -> None:
@@ -244,8 +247,8 @@ class ExecDriver(Driver):
         return env
 
     async def _run(self, script: str, env: dict[str, str], timeout: float, which: str) -> None:
-        offset = exec_files.prepare_log(self.log_file, self.rotate_size)
         try:
+            offset = exec_files.prepare_log(self.log_file, self.rotate_size)
             done = await run(
                 _argv(script),
                 timeout=timeout,
@@ -266,10 +269,10 @@ class ExecDriver(Driver):
             self._note("asynchronous stop script failed", error=str(exc))
 
     async def _spawn(self, script: str, env: dict[str, str]) -> _Started | None:
-        offset = exec_files.prepare_log(self.log_file, self.rotate_size)
         argv = _argv(script)
         began = time.monotonic()
         try:
+            offset = exec_files.prepare_log(self.log_file, self.rotate_size)
             with open(self.log_file, "ab") as out:
                 popen = subprocess.Popen(
                     argv,

@@ -12,6 +12,11 @@ from actors.resources.base import Driver
 
 DRIVERS: dict[str, str] = {
     "exec": "actors.resources.exec:ExecDriver",
+    "fip": "actors.resources.fip:FloatingIp",
+    "disk": "actors.resources.disk:DiskDriver",
+    "volume": "actors.resources.volume:VolumeDriver",
+    "nas": "actors.resources.nas:NasDriver",
+    "ocf": "actors.resources.ocf:OcfDriver",
 }
 
 
