@@ -601,6 +601,7 @@ class Lab:
                 "namespace": st.router.namespace,
                 "network": st.router.network,
                 "address": st.router.address.split("/")[0],
+                "interface": st.router.interface,
                 "witness": lab_witness.status(st),
             },
             "networks": [
