@@ -38,7 +38,7 @@ servers = ["node1", "node9"]
 
 [[group.resource]]
 name = "vip1"
-type = "fip"
+type = "vip"
 """
 
 EXPECTED_ERRORS = [
@@ -47,7 +47,7 @@ EXPECTED_ERRORS = [
     'error: node → beat_interval: a duration needs a unit: write e.g. "500s" or "500ms", '
     "not the bare number 500",
     'error: group "web site" → servers: unknown server "node9"; did you mean "node1"?',
-    'error: group "web site" → resource "vip1" → type: resource type "fip" is not available '
+    'error: group "web site" → resource "vip1" → type: resource type "vip" is not available '
     "in this version",
 ]
 

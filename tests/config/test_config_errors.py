@@ -435,7 +435,7 @@ servers = ["node9"]
 failback = "automatic"
 [[group.resource]]
 name = "vip1"
-type = "fip"
+type = "vip"
 """
     with pytest.raises(ConfigError) as info:
         parse_config(probe.base + text, "multi.toml", actor_kinds=probe.kinds)
@@ -455,7 +455,7 @@ type = "fip"
     )
     assert lines[-1] == (
         '  error: group "web" → resource "vip1" → type: '
-        'resource type "fip" is not available in this version'
+        'resource type "vip" is not available in this version'
     )
 
 

@@ -50,9 +50,11 @@ def test_example_sketches_validate_once_their_types_are_implemented(name: str, p
     assert uncommented != text
     cluster, issues = check_text(uncommented, name, types=probe.all_types, actor_kinds=KINDS)
     assert cluster is not None, "\n".join(map(str, issues))
-    today, issues = check_text(uncommented, name, actor_kinds=KINDS)  # ... and are refused today
-    assert today is None
-    assert any("is not available in this version" in i.message for i in issues)
+    today, issues = check_text(uncommented, name, actor_kinds=KINDS)
+    errors = [i for i in issues if i.level == "error"]
+    # refused today only for a type still to come (or valid already)
+    assert (today is None) == bool(errors)
+    assert all("is not available in this version" in i.message for i in errors)
 
 
 def test_single_example_model() -> None:

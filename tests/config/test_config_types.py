@@ -64,19 +64,19 @@ def test_type_parameters_never_shadow_common_keys(kind: str) -> None:
 
 
 def test_with_implemented_leaves_the_original_alone() -> None:
-    table = DEFAULT_TYPES.with_implemented(resource=["fip"])
-    assert table.resource["fip"].implemented
-    assert not DEFAULT_TYPES.resource["fip"].implemented
-    assert not table.resource["exec"].implemented
+    table = DEFAULT_TYPES.with_implemented(resource=["vip"])
+    assert table.resource["vip"].implemented
+    assert not DEFAULT_TYPES.resource["vip"].implemented
+    assert not table.resource["raw"].implemented
 
 
 @pytest.mark.parametrize(
     ("fragment", "path", "message"),
     [
         (
-            FIP + 'ip = "198.18.0.100"\n',
+            FIP.replace('"fip"', '"vip"') + 'ip = "198.18.0.100"\n',
             ("group", 0, "resource", 0, "type"),
-            'resource type "fip" is not available in this version',
+            'resource type "vip" is not available in this version',
         ),
         (
             '[[heartbeat]]\nname = "hb"\ntype = "lanhb"\nnetwork = "interconnect"\n',
@@ -107,11 +107,11 @@ def test_known_but_unimplemented_types_are_refused(probe, fragment, path, messag
 
 def test_unimplemented_type_place_reads_like_the_issue(probe) -> None:
     e = probe.one_error(
-        '[[group]]\nname = "web"\n[[group.resource]]\nname = "vip1"\ntype = "fip"\n'
+        '[[group]]\nname = "web"\n[[group.resource]]\nname = "vip1"\ntype = "vip"\n'
     )
     assert str(e) == (
         'error: group "web" → resource "vip1" → type: '
-        'resource type "fip" is not available in this version'
+        'resource type "vip" is not available in this version'
     )
 
 
