@@ -705,6 +705,21 @@ class GroupsActor(Actor):
         if server is not None and server not in self._online():
             raise RequestError(f"server {server} is not online")
         timeout = min(float(body.get("timeout") or 60.0), COMMAND_TIMEOUT)
+        current = self.goals.get(name)
+        if current is not None and (
+            current["goal"]["op"] != op or server not in (None, current["goal"]["server"])
+        ):
+            raise RequestError(
+                f"group {name} is busy: {_describe_goal(current['goal'])} is under way "
+                f"(asked {time.monotonic() - current['since']:.0f}s ago); try again when it is done"
+            )
+        if current is not None:  # the same command again: wait with the first
+            goal = current["goal"]
+            current["waiters"] += 1
+            try:
+                return await self._wait_goal(name, goal, timeout)
+            finally:
+                current["waiters"] -= 1
         where = self._where(name)
         if op == "start":
             goal = {"op": "start", "server": server}
@@ -721,12 +736,6 @@ class GroupsActor(Actor):
             goal = {"op": "move", "server": server}
         else:
             raise RequestError(f"unknown group operation {op!r} (start, stop, move)")
-        current = self.goals.get(name)
-        if current is not None and current["goal"] != goal:
-            raise RequestError(
-                f"group {name} is busy: {_describe_goal(current['goal'])} is under way "
-                f"(asked {time.monotonic() - current['since']:.0f}s ago); try again when it is done"
-            )
         if self._reached(name, goal):
             return {"group": name, "server": where, "state": self._state_of(name), "changed": False}
         failed = self._servers_in(name, "error")
@@ -735,21 +744,17 @@ class GroupsActor(Actor):
                 f"group {name} is in error on {', '.join(failed)}: stop it first "
                 f"(haven group stop {name})"
             )
-        if current is None:
-            self.goals[name] = current = {"goal": goal, "since": time.monotonic(), "waiters": 0}
-            origin = uuid.uuid4().hex[:8]
-            if op == "stop":
-                await self._change(name, wanted=False, target=None, origin=origin)
-                for s in failed:  # an operator's stop is the way out of an error
-                    await self._request(
-                        s, "release", {"group": name, "factor": rb.FACTOR_GROUPSTOP}
-                    )
-            else:
-                await self._change(
-                    name, wanted=True, target=server, failed_on=(), failovers=0, origin=origin
-                )
-            self._spawn(self._round())
-        current["waiters"] += 1
+        self.goals[name] = current = {"goal": goal, "since": time.monotonic(), "waiters": 1}
+        origin = uuid.uuid4().hex[:8]
+        if op == "stop":
+            await self._change(name, wanted=False, target=None, origin=origin)
+            for s in failed:  # an operator's stop is the way out of an error
+                await self._request(s, "release", {"group": name, "factor": rb.FACTOR_GROUPSTOP})
+        else:
+            await self._change(
+                name, wanted=True, target=server, failed_on=(), failovers=0, origin=origin
+            )
+        self._spawn(self._round())
         try:
             return await self._wait_goal(name, goal, timeout)
         finally:

@@ -1,0 +1,293 @@
+"""Failover groups in the lab: real servers in namespaces, a real floating IP, real scripts.
+
+Each test is named after the behaviour it shows (issue #4, SPEC §12). The cluster is the lab's
+fast-timing cluster of tests/lab_cluster.py with groups added; `exec` resources run the example's
+HTTP server or a sleeping stand-in for an application.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from lab_cluster import cluster_config, status, wait
+
+from lab import Lab
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HTTPD = os.path.join(REPO, "config", "examples", "scripts", "web", "httpd")
+FIP = "198.18.0.100"
+
+
+def group(
+    name: str,
+    servers: list[str],
+    ip: str | None = FIP,
+    http: bool = False,
+    extra: str = "",
+    app: str = "",
+) -> str:
+    text = f"""
+[[group]]
+name = "{name}"
+servers = {json.dumps(servers)}
+{extra}
+"""
+    if ip:
+        text += f"""
+[[group.resource]]
+name = "{name} ip"
+type = "fip"
+ip = "{ip}"
+"""
+    if http:
+        text += f"""
+[[group.resource]]
+name = "{name} httpd"
+type = "exec"
+start = "{HTTPD}/start.sh"
+stop = "{HTTPD}/stop.sh"
+start_sync = false
+start_timeout = "10s"
+stop_timeout = "10s"
+"""
+    if app:
+        text += f"""
+[[group.resource]]
+name = "{name} app"
+type = "exec"
+start = "{app}"
+stop = "{app}"
+start_timeout = "10s"
+stop_timeout = "10s"
+"""
+    return text
+
+
+def groups_of(st: dict) -> dict[str, dict]:
+    return {g["name"]: g for g in st.get("groups", [])}
+
+
+def where(lab: Lab, server: str, name: str) -> str | None:
+    g = groups_of(status(lab, server)).get(name) or {}
+    return g.get("server") if g.get("state") == "online" else None
+
+
+def wait_online(lab: Lab, server: str, name: str, on: str, timeout: float = 40.0) -> dict:
+    return wait(
+        lab,
+        server,
+        lambda st: (
+            (groups_of(st).get(name) or {}).get("state") == "online"
+            and groups_of(st)[name]["server"] == on
+        ),
+        timeout,
+    )
+
+
+def haven(lab: Lab, server: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return lab.exec(server, ["haven", *args])
+
+
+class Probe:
+    """lab/http_probe.py in the router namespace, for the length of a `with` block."""
+
+    def __init__(self, lab: Lab, tmp: str) -> None:
+        st = lab.status()
+        self.out = os.path.join(tmp, "probe.jsonl")
+        self.stop_file = os.path.join(tmp, "probe.stop")
+        argv = [
+            sys.executable, "-m", "lab.http_probe", f"http://{FIP}/",
+            "--interface", st["router"]["interface"], "--source", st["router"]["address"],
+            "--out", self.out, "--until-file", self.stop_file, "--timeout", "0.2",
+            "--deadline", "120",
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", st["router"]["namespace"], *argv],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+    def lines(self) -> list[dict]:
+        try:
+            with open(self.out) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def wait_answer(self, text: str, timeout: float = 40.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines():
+                if line.get("ok") and text in line["answer"]:
+                    return line
+            time.sleep(0.05)
+        raise AssertionError(f"no answer {text!r}: {self.lines()[-5:]}")
+
+    def summary(self) -> dict:
+        open(self.stop_file, "w").close()
+        self.proc.wait(10)
+        return next(line["summary"] for line in self.lines() if "summary" in line)
+
+    def __enter__(self) -> Probe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            open(self.stop_file, "w").close()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.mark.ci
+def test_node_death_fails_over_and_the_client_never_sees_two_macs(make_lab, tmp_path):
+    """SPEC §12-1/2: the active server dies; the group, its IP and its service come up on the
+    next server of the policy, and at no time do two servers answer ARP for the address."""
+    lab = make_lab(text=cluster_config(2) + group("web", ["node1", "node2"], http=True))
+    wait_online(lab, "node1", "web", "node1")
+    with Probe(lab, str(tmp_path)) as probe:
+        probe.wait_answer("hello from node1 (START)")
+        killed = time.monotonic()
+        lab.kill("node1")
+        answer = probe.wait_answer("hello from node2 (FAILOVER)")
+        summary = probe.summary()
+    assert answer["t"] > killed
+    assert summary["double_mac_windows"] == 0
+    assert len(summary["macs"]) == 2  # node1's, then node2's
+    st = wait_online(lab, "node2", "web", "node2")
+    assert groups_of(st)["web"]["resources"]["web ip"]["ip"] == FIP
+    assert groups_of(st)["web"]["resources"]["web httpd"]["pid"]
+
+
+@pytest.mark.ci
+def test_floating_ip_already_in_use_is_refused(make_lab):
+    """The address answers already (here: the router holds it): activation is refused with
+    the owner's MAC, on every server, and the group ends in error instead of stealing it."""
+    text = cluster_config(2) + group(
+        "web",
+        ["node1", "node2"],
+        extra='startup = "manual"',
+    )
+    lab = make_lab(text=text)
+    router = lab.status()["router"]
+    subprocess.run(
+        ["ip", "-n", router["namespace"], "addr", "add", f"{FIP}/24", "dev", router["interface"]],
+        check=True,
+    )
+    wait(lab, "node1", lambda st: "web" in groups_of(st))
+    out = haven(lab, "node1", "group", "start", "web", "--timeout", "30")
+    assert out.returncode != 0
+    assert "in use" in out.stderr and "Traceback" not in out.stderr
+    st = status(lab, "node1")
+    g = groups_of(st)["web"]
+    assert g["state"] in ("error", "offline")
+    for server in ("node1", "node2"):
+        addrs = lab.exec(server, ["ip", "-o", "addr"]).stdout
+        assert FIP not in addrs, f"{server} took the address: {addrs}"
+
+
+@pytest.mark.slow
+def test_planned_move_and_two_operators_moving_at_once(make_lab, tmp_path):
+    """A move is answered when done and safe to repeat; two operators moving the same group to
+    different servers at once: one wins, the other is told the group is busy."""
+    slow = tmp_path / "slow.sh"  # a start that takes 3 s: both commands arrive while it runs
+    slow.write_text("#!/bin/sh\nsleep 3\n")
+    slow.chmod(0o755)
+    lab = make_lab(text=cluster_config(3) + group("web", ["node1", "node2", "node3"], app=slow))
+    wait_online(lab, "node1", "web", "node1")
+    results: dict[str, subprocess.CompletedProcess[str]] = {}
+
+    def move(server: str, to: str) -> None:
+        results[to] = haven(lab, server, "group", "move", "web", "--to", to, "--quiet")
+
+    threads = [
+        threading.Thread(target=move, args=("node1", "node2")),
+        threading.Thread(target=move, args=("node3", "node3")),
+    ]
+    threads[0].start()
+    time.sleep(0.5)
+    threads[1].start()
+    for t in threads:
+        t.join(60)
+    won = [to for to, r in results.items() if r.returncode == 0]
+    lost = [to for to, r in results.items() if r.returncode != 0]
+    assert len(won) == 1 and len(lost) == 1, {k: (r.stdout, r.stderr) for k, r in results.items()}
+    assert "busy" in results[lost[0]].stderr
+    st = wait_online(lab, "node1", "web", won[0])
+    assert groups_of(st)["web"]["resources"]["web ip"]["state"] == "online"
+    again = haven(lab, "node2", "group", "move", "web", "--to", won[0])
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+@pytest.mark.slow
+def test_auto_failback_returns_and_manual_does_not(make_lab):
+    text = (
+        cluster_config(2)
+        + group("back", ["node1", "node2"], ip=FIP, extra='failback = "auto"')
+        + group("stay", ["node1", "node2"], ip="198.18.0.101")
+    )
+    lab = make_lab(text=text)
+    wait_online(lab, "node1", "back", "node1")
+    wait_online(lab, "node1", "stay", "node1")
+    lab.kill("node1")
+    wait_online(lab, "node2", "back", "node2")
+    wait_online(lab, "node2", "stay", "node2")
+    lab.start("node1")
+    wait_online(lab, "node1", "back", "node1")  # auto failback: home again
+    time.sleep(2.0)
+    assert where(lab, "node1", "stay") == "node2"  # manual failback: it stays
+
+
+@pytest.mark.slow
+def test_n_plus_one_with_exclusive_groups(make_lab):
+    """N+1: node3 stands by for two exclusive groups. The first failure goes to node3; a second
+    does not share node3 with the first (complete exclusion) while no other server is free."""
+    extra = 'exclusive = "complete"'
+    text = (
+        cluster_config(3)
+        + group("a", ["node1", "node3"], ip=FIP, extra=extra)
+        + group("b", ["node2", "node3"], ip="198.18.0.101", extra=extra)
+    )
+    lab = make_lab(text=text)
+    wait_online(lab, "node3", "a", "node1")
+    wait_online(lab, "node3", "b", "node2")
+    lab.kill("node1")
+    wait_online(lab, "node3", "a", "node3")
+    assert where(lab, "node3", "b") == "node2"
+    lab.kill("node2")
+    st = wait(
+        lab,
+        "node3",
+        lambda st: "exclusive" in (groups_of(st).get("b") or {}).get("waiting", ""),
+        40,
+    )
+    assert groups_of(st)["a"]["server"] == "node3"
+    assert groups_of(st)["b"]["state"] == "offline", groups_of(st)["b"]
+    time.sleep(2.0)
+    assert where(lab, "node3", "b") is None  # still not shared
+
+
+@pytest.mark.slow
+def test_a_rejoined_server_leaves_the_group_where_it_runs(make_lab):
+    """The killed master comes back: it coordinates again, finds the group on node2 (manual
+    failback) and starts nothing; its leftovers of the earlier run are gone."""
+    lab = make_lab(text=cluster_config(2) + group("web", ["node1", "node2"]))
+    wait_online(lab, "node1", "web", "node1")
+    lab.kill("node1")
+    wait_online(lab, "node2", "web", "node2")
+    lab.start("node1")
+    wait(lab, "node1", lambda st: all(s["state"] == "online" for s in st["servers"]), 30)
+    time.sleep(2.0)
+    st = status(lab, "node1")
+    assert groups_of(st)["web"]["server"] == "node2"
+    assert groups_of(st)["web"]["servers"]["node1"] == "offline"
+    assert FIP not in lab.exec("node1", ["ip", "-o", "addr"]).stdout
