@@ -67,6 +67,7 @@ class Node:
         self.state = "starting"
         self.started_at = time.monotonic()
         self._escalation: tuple[NodeAction, str] | None = None
+        self._operator_stop: NodeAction | None = None  # `haven server/cluster shutdown`
         self._lock_fd: int | None = None
         self._launcher: TemplateLauncher | SpawnLauncher | None = None
         self._notifier = Notifier()
@@ -105,6 +106,12 @@ class Node:
                 action=str(action),
                 reason=reason,
                 outcome=node_actions.after_stop(action, self.settings.lab),
+            )
+        elif self._operator_stop is not None:
+            self.log.info(
+                "node stopped by an operator",
+                action=str(self._operator_stop),
+                outcome=node_actions.after_stop(self._operator_stop, self.settings.lab),
             )
         return code
 
@@ -187,6 +194,7 @@ class Node:
                     "status": self._status,
                     "ping": lambda body: {"pid": os.getpid()},
                     "node_action": self._node_action,
+                    "shutdown": self._shutdown,
                     "config": self._config,
                 },
             )
@@ -455,6 +463,21 @@ class Node:
         reason = str(body.get("reason") or "requested without a reason")
         self._escalate(action, reason)
         return {"action": str(action), "accepted": True}
+
+    def _shutdown(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An operator stops this server (`haven server shutdown`, `haven cluster stop`): an
+        orderly stop (groups released), then the OS action asked for; exit status 0."""
+        then = body.get("then") or "stop_service"
+        try:
+            action = NodeAction(then)
+        except ValueError:
+            action = None
+        if action not in node_actions.ORDERLY:
+            raise RequestError(f"unknown shutdown {then!r} (stop_service, shutdown or reboot)")
+        self.log.info("stop requested by an operator", then=str(action))
+        self._operator_stop = action
+        self.request_stop()
+        return {"server": self.settings.server, "then": str(action), "stopping": True}
 
     def _escalate(self, action: NodeAction, reason: str) -> None:
         self.log.error("escalating to a node-level action", action=str(action), reason=reason)

@@ -102,6 +102,7 @@ class GroupsActor(Actor):
         self.goals: dict[str, dict[str, Any]] = {}  # group → an operator's goal under way
         self.handled: set[tuple[str, str, int]] = set()  # activation failures dealt with
         self.alerted_double: set[tuple[str, tuple[str, ...]]] = set()
+        self.left: set[str] = set()  # servers that stopped cleanly with every group released
         self.tasks: set[asyncio.Task[Any]] = set()
         self.round_lock = asyncio.Lock()
         self.groups = {name: self._build(spec) for name, spec in self.specs.items()}
@@ -186,15 +187,26 @@ class GroupsActor(Actor):
                 failure = await group.deactivate(rb.Why(factor=rb.FACTOR_CLUSTERSHUTDOWN))
                 if failure is not None:
                     self.log.error("group not released at stop", group=group.name)
+        if all(g.state == OFFLINE for g in self.groups.values()):
+            await self._say_leaving()
         for group in self.groups.values():
             for r in group.resources:
                 with contextlib.suppress(Exception):
                     await r.driver.close()
 
+    async def _say_leaving(self) -> None:
+        """Tell the others this server released everything and stops: no need to wait for it
+        to fence itself before its groups start elsewhere (a planned stop fails over fast)."""
+        others = [s for s in self._online() if s != self.me]
+        for s in others:
+            with contextlib.suppress(RequestError):
+                await self._call(s, "leaving", {"server": self.me, "run": self.run}, 2.0)
+
     # events ------------------------------------------------------------------------------------
     async def on_receive(self, env: Envelope) -> None:
         if env.topic == topics.MEMBER_VIEW:
             self.view = env.body
+            self.left -= set(self._online())  # back again: it may own groups from now on
         if self._coordinator() == self.me:
             self._spawn(self._round())
 
@@ -274,10 +286,15 @@ class GroupsActor(Actor):
         ]
         if behind:
             await self._replicate(behind)
+        self.last_local = local
+        if self.intent.suspended:
+            self._wait_all("the cluster is suspended (haven cluster resume)")
+            return
         servers = {
             s: placement.ServerFacts(
                 live=s in online,
-                fenced=bool(((view or {}).get("servers") or {}).get(s, {}).get("fenced")),
+                fenced=s in self.left
+                or bool(((view or {}).get("servers") or {}).get(s, {}).get("fenced")),
                 accepting=s in online and bool(local[s].get("accepting")),
             )
             for s in self.servers
@@ -304,7 +321,6 @@ class GroupsActor(Actor):
             )
             for name, spec in self.specs.items()
         }
-        self.last_local = local
         waiting: dict[str, str] = {}
         for action in placement.decide(policies, servers, facts):
             if isinstance(action, placement.Waiting):
@@ -538,6 +554,7 @@ class GroupsActor(Actor):
             "intent_get": lambda body: self.intent.to_dict(),
             "intent_put": self._intent_put,
             "command": self._command,
+            "leaving": self._leaving,
             "operate": self._operate,
             "status": self._status,
         }
@@ -551,6 +568,13 @@ class GroupsActor(Actor):
             "groups": {n: g.snapshot() for n, g in self.groups.items()},
             "waiting": self.waiting if self._coordinator() == self.me else {},
         }
+
+    def _leaving(self, body: dict[str, Any]) -> dict[str, Any]:
+        server = body.get("server")
+        if isinstance(server, str) and server in self.servers and server != self.me:
+            self.left.add(server)
+            self.log.info("server stops with every group released", server=server)
+        return {"noted": True}
 
     def _intent_put(self, body: dict[str, Any]) -> dict[str, Any]:
         theirs = Intent.from_dict(body.get("intent"))
@@ -691,6 +715,10 @@ class GroupsActor(Actor):
         if self._coordinator() != self.me:
             raise RequestError(f"server {self.me} does not coordinate now: try again")
         op = body.get("op")
+        if op in ("suspend", "resume", "cluster_start"):
+            return await self._cluster_command(op)
+        if self.intent.suspended:
+            raise RequestError("the cluster is suspended: resume it first (haven cluster resume)")
         name = body.get("group")
         spec = self.specs.get(name) if isinstance(name, str) else None
         if spec is None:
@@ -761,6 +789,28 @@ class GroupsActor(Actor):
             current["waiters"] -= 1
             if current["waiters"] <= 0 and self.goals.get(name) is current:
                 del self.goals[name]
+
+    async def _cluster_command(self, op: str) -> dict[str, Any]:
+        """suspend: no more decisions (groups keep running where they are); resume: decide
+        again; cluster_start: resume, and every group with automatic startup is wanted again."""
+        if self.intent.version == 0:
+            raise RequestError("the cluster has not started its groups yet: try again")
+        if op == "suspend":
+            changed = not self.intent.suspended
+            self._store_intent(self.intent.with_suspended(self.me, True))
+        else:
+            changed = self.intent.suspended
+            self._store_intent(self.intent.with_suspended(self.me, False))
+            if op == "cluster_start":
+                for name, spec in self.specs.items():
+                    if spec["startup"] == "auto" and not self.intent.group(name).wanted:
+                        changed = True
+                        self._store_intent(self.intent.with_group(self.me, name, wanted=True))
+        await self._replicate()
+        if changed:
+            self._alert("info", f"cluster_{op}", f"cluster {op.replace('cluster_', '')}: done")
+        self._spawn(self._round())
+        return {"op": op, "changed": changed, "suspended": self.intent.suspended}
 
     async def _wait_goal(self, name: str, goal: dict[str, Any], timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -861,7 +911,12 @@ class GroupsActor(Actor):
                 **({"waiting": waiting[name]} if name in waiting else {}),
                 **({"failure": entry["failure"]} if entry.get("failure") else {}),
             }
-        return {"groups": groups, "coordinator": self._coordinator(), "server": self.me}
+        return {
+            "groups": groups,
+            "coordinator": self._coordinator(),
+            "server": self.me,
+            "suspended": self.intent.suspended,
+        }
 
 
 def _describe_goal(goal: dict[str, Any]) -> str:

@@ -47,6 +47,7 @@ class Intent:
     version: int = 0  # 0: none yet (the cluster has not started its groups)
     writer: str = ""  # the coordinator that wrote this version
     groups: dict[str, GroupIntent] = field(default_factory=dict)
+    suspended: bool = False  # `haven cluster suspend`: no decisions; groups keep running
 
     def group(self, name: str) -> GroupIntent:
         return self.groups.get(name, GroupIntent())
@@ -55,7 +56,10 @@ class Intent:
         """A new version with one group changed."""
         groups = dict(self.groups)
         groups[name] = replace(self.group(name), **changes)
-        return Intent(self.version + 1, writer, groups)
+        return Intent(self.version + 1, writer, groups, self.suspended)
+
+    def with_suspended(self, writer: str, suspended: bool) -> Intent:
+        return Intent(self.version + 1, writer, dict(self.groups), suspended)
 
     def newer_than(self, other: Intent) -> bool:
         return (self.version, self.writer) > (other.version, other.writer)
@@ -65,6 +69,7 @@ class Intent:
             "version": self.version,
             "writer": self.writer,
             "groups": {name: g.to_dict() for name, g in self.groups.items()},
+            "suspended": self.suspended,
         }
 
     @classmethod
@@ -78,4 +83,5 @@ class Intent:
             groups={
                 str(n): GroupIntent.from_dict(g) for n, g in groups.items() if isinstance(g, dict)
             },
+            suspended=bool(raw.get("suspended")),
         )

@@ -291,3 +291,69 @@ def test_a_rejoined_server_leaves_the_group_where_it_runs(make_lab):
     assert groups_of(st)["web"]["server"] == "node2"
     assert groups_of(st)["web"]["servers"]["node1"] == "offline"
     assert FIP not in lab.exec("node1", ["ip", "-o", "addr"]).stdout
+
+
+@pytest.mark.ci
+def test_server_shutdown_releases_and_fails_over_without_waiting_for_fencing(make_lab):
+    """A planned stop of the active server: its groups are released first, and the other
+    server starts them as soon as it sees it gone — not after the fencing wait."""
+    lab = make_lab(text=cluster_config(2) + group("web", ["node1", "node2"]))
+    wait_online(lab, "node1", "web", "node1")
+    out = haven(lab, "node1", "server", "shutdown", "--timeout", "60")
+    assert out.returncode == 0, out.stderr
+    assert "stopped" in out.stdout
+    st = wait_online(lab, "node2", "web", "node2", timeout=30)
+    node1 = next(s for s in st["servers"] if s["name"] == "node1")
+    assert node1["state"] == "offline"
+    assert FIP not in lab.exec("node1", ["ip", "-o", "addr"]).stdout  # released, not killed
+    with open(os.path.join(lab.dir, "node2", "node.log")) as f:
+        assert "server stops with every group released" in f.read()
+
+
+@pytest.mark.slow
+def test_suspend_holds_decisions_and_resume_fails_over(make_lab):
+    lab = make_lab(text=cluster_config(2) + group("web", ["node1", "node2"]))
+    wait_online(lab, "node1", "web", "node1")
+    out = haven(lab, "node2", "cluster", "suspend")
+    assert out.returncode == 0 and "suspended" in out.stdout, out.stderr
+    again = haven(lab, "node2", "cluster", "suspend")
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    refused = haven(lab, "node2", "group", "move", "web")
+    assert refused.returncode != 0 and "suspended" in refused.stderr
+    lab.kill("node1")
+    wait(
+        lab,
+        "node2",
+        lambda st: (
+            "suspended" in (groups_of(st)["web"].get("waiting") or "")
+            and any(s["name"] == "node1" and s["state"] == "offline" for s in st["servers"])
+        ),
+        30,
+    )
+    time.sleep(2.0)
+    assert where(lab, "node2", "web") is None  # no failover while suspended
+    out = haven(lab, "node2", "cluster", "resume")
+    assert out.returncode == 0, out.stderr
+    wait_online(lab, "node2", "web", "node2")
+
+
+@pytest.mark.slow
+def test_cluster_stop_stops_every_server_and_releases_its_groups(make_lab):
+    """SPEC §12-47: cluster stop does not hang; every server stops, every group is released."""
+    lab = make_lab(
+        text=cluster_config(2)
+        + group("web", ["node1", "node2"])
+        + group("db", ["node2", "node1"], ip="198.18.0.101")
+    )
+    wait_online(lab, "node1", "web", "node1")
+    wait_online(lab, "node1", "db", "node2")
+    out = haven(lab, "node1", "cluster", "stop", "--timeout", "60")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "node1: stopped" in out.stdout and "node2: stopped" in out.stdout
+    deadline = time.monotonic() + 30
+    while any(lab.pids(s) for s in ("node1", "node2")):
+        assert time.monotonic() < deadline, "a node did not stop"
+        time.sleep(0.2)
+    for server in ("node1", "node2"):
+        addrs = lab.exec(server, ["ip", "-o", "addr"]).stdout
+        assert FIP not in addrs and "198.18.0.101" not in addrs
