@@ -79,15 +79,17 @@ def where(lab: Lab, server: str, name: str) -> str | None:
 
 
 def wait_online(lab: Lab, server: str, name: str, on: str, timeout: float = 40.0) -> dict:
-    return wait(
-        lab,
-        server,
-        lambda st: (
-            (groups_of(st).get(name) or {}).get("state") == "online"
-            and groups_of(st)[name]["server"] == on
-        ),
-        timeout,
-    )
+    def there(st: dict) -> bool:
+        g = groups_of(st).get(name) or {}
+        return g.get("state") == "online" and g.get("server") == on
+
+    try:
+        return wait(lab, server, there, timeout)
+    except AssertionError:
+        st = status(lab, server)
+        raise AssertionError(
+            f"group {name} not online on {on}: {json.dumps(st.get('groups'), indent=1)}"
+        ) from None
 
 
 def haven(lab: Lab, server: str, *args: str) -> subprocess.CompletedProcess[str]:
