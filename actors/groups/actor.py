@@ -42,6 +42,7 @@ from actors.groups.local import (
     LocalResource,
 )
 from actors.resources import base as rb
+from actors.resources.exec_files import clean_stale_script_dirs
 from actors.resources.registry import driver_class
 from actors.state_file import read_json, write_json
 from bus import topics
@@ -123,6 +124,7 @@ class GroupsActor(Actor):
         )
         self._save_local()
         if not same_run:
+            self._clean_script_dirs()
             await self._standby()
         for group in self.groups.values():
             self._publish(group)
@@ -162,6 +164,19 @@ class GroupsActor(Actor):
                 self.log.error(
                     "could not release a leftover group", group=name, error=failure.error
                 )
+
+    def _clean_script_dirs(self) -> None:
+        """Script folders of exec resources no longer configured go (SPEC §5: the original left
+        them behind); anything a person put there stays (see exec_files)."""
+        scripts = os.path.join(self.config_dir, "scripts")
+        groups = {n: {r["name"] for r in g["resources"]} for n, g in self.specs.items()}
+        try:
+            removed = clean_stale_script_dirs(scripts, groups)
+        except OSError as exc:
+            self.log.warning("stale script folders not cleaned", error=str(exc))
+            return
+        for path in removed:
+            self.log.info("stale script folder removed", path=path)
 
     async def _standby(self) -> None:
         for group in self.groups.values():
@@ -455,7 +470,9 @@ class GroupsActor(Actor):
         try:
             if isinstance(action, placement.Start):
                 gi = self.intent.group(action.group)
-                target = None if gi.target == action.server else gi.target
+                # An operator's target stays while the group runs there (an automatic failback
+                # would otherwise undo the move); a start elsewhere means it could not be kept.
+                target = gi.target if gi.target == action.server else None
                 await self._change(action.group, last_owner=action.server, target=target)
                 self._alert(
                     "info",

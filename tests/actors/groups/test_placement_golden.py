@@ -95,6 +95,8 @@ CASES = [
          {"web": grp()}, ["web: no eligible server: down: n1, n2"]),
     Case("startup with every server closed waits", N12, srv(closed="n1 n2"), {"web": grp()},
          ["web: no eligible server: not accepting groups: n1, n2"]),
+    Case("a policy that names no server: wait and say so", {"web": Policy(())}, srv(up="n1"),
+         {"web": grp()}, ["web: no eligible server: the policy names none"]),
     Case("1-server cluster: startup", {"web": pol("n1")}, srv(up="n1"), {"web": grp()},
          ["start web on n1 (startup)"]),
     Case("1-server cluster: running, nothing to do", {"web": pol("n1", failback="auto")},
