@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 
+import zmq
+
+from bus import topics
 from cli.args import seconds
 from cli.errors import UserError
-from cli.nodeclient import request
+from cli.nodeclient import node_paths, request
 from cli.statedir import add_state_dir_argument, resolve_state_dir
 
 
@@ -23,10 +28,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_state_dir_argument(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--timeout", type=seconds, default=5.0, help="seconds to wait for the node")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="redraw on every change of a server, group or actor (Ctrl-C ends it)",
+    )
+    p.add_argument(
+        "--watch-for", type=seconds, default=0.0, help="with --watch: stop after S seconds"
+    )
     p.set_defaults(func=cmd_status)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if args.watch:
+        return watch(args)
     state_dir = resolve_state_dir(args.state_dir)
     status = request(state_dir, "status", timeout=args.timeout)
     add_cluster_view(state_dir, status, min(REMOTE_TIMEOUT, args.timeout))
@@ -39,6 +54,62 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 REMOTE_TIMEOUT = 2.0  # seconds the other servers have to answer, all at once
+WATCHED = (topics.MEMBER_VIEW, topics.GROUP, topics.ACTOR)  # what makes --watch redraw
+REDRAW_AT_LEAST = 5.0  # seconds: also redraw this often (a peer's node may stop silently)
+
+
+def _wait_for_change(sock: zmq.Socket, until: float) -> None:
+    """Until an event that changes what status shows (not an actor's liveness beat), or
+    `until`; a burst of events is one redraw."""
+    while (left := until - time.monotonic()) > 0:
+        if not sock.poll(int(left * 1000)):
+            return
+        topic = sock.recv_multipart()[0].decode(errors="replace")
+        if topic.startswith(topics.ACTOR) and not topic.endswith(".state"):
+            continue
+        time.sleep(0.1)
+        while sock.poll(0):
+            sock.recv_multipart()
+        return
+
+
+def watch(args: argparse.Namespace) -> int:
+    """Redraw the status whenever the bus says something changed (not on a timer): a group's
+    state anywhere in the cluster, the membership view, an actor's state here."""
+    state_dir = resolve_state_dir(args.state_dir)
+    paths = node_paths(state_dir)
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.SUB)
+    sock.linger = 0
+    sock.connect(paths.subscribe_endpoint)
+    for prefix in WATCHED:
+        sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+    deadline = time.monotonic() + args.watch_for if args.watch_for > 0 else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                status = request(state_dir, "status", timeout=args.timeout)
+                add_cluster_view(state_dir, status, min(REMOTE_TIMEOUT, args.timeout))
+                add_groups(state_dir, status, args.timeout)
+                text = json.dumps(status, sort_keys=True) if args.json else render(status)
+            except UserError as exc:
+                text = f"haven: {exc}"
+            if not args.json:
+                sys.stdout.write("\x1b[H\x1b[2J")  # home, clear: a fresh screen each time
+                text += f"\n\n(watching; {time.strftime('%H:%M:%S')}; Ctrl-C ends it)"
+            print(text, flush=True)
+            if not paths.node_running():
+                return 1
+            wait = REDRAW_AT_LEAST
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - time.monotonic()))
+            _wait_for_change(sock, time.monotonic() + wait)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+        ctx.term()
+    return 0
 
 
 def add_cluster_view(state_dir: str, status: dict, timeout: float) -> None:

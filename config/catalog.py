@@ -206,7 +206,10 @@ RESOURCE_TYPES = _table(
         ),
     ),
     TypeSpec(
-        "raw", "raw device on the shared disk", (path("device", required=True, per_server=True),)
+        "raw",
+        "raw device on the shared disk: read-write on the owner, read-only elsewhere",
+        (path("device", required=True, per_server=True),),
+        implemented=True,
     ),
     TypeSpec(
         "volume",

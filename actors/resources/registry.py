@@ -17,6 +17,7 @@ DRIVERS: dict[str, str] = {
     "volume": "actors.resources.volume:VolumeDriver",
     "nas": "actors.resources.nas:NasDriver",
     "ocf": "actors.resources.ocf:OcfDriver",
+    "raw": "actors.resources.raw:RawDriver",
 }
 
 

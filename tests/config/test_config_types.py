@@ -67,7 +67,7 @@ def test_with_implemented_leaves_the_original_alone() -> None:
     table = DEFAULT_TYPES.with_implemented(resource=["vip"])
     assert table.resource["vip"].implemented
     assert not DEFAULT_TYPES.resource["vip"].implemented
-    assert not table.resource["raw"].implemented
+    assert not table.resource["md"].implemented
 
 
 @pytest.mark.parametrize(

@@ -176,3 +176,31 @@ def test_node_stop_releases_the_group(web):
         "app stop START CLUSTERSHUTDOWN",
         "prep stop START CLUSTERSHUTDOWN",
     ]
+
+
+def test_status_watch_redraws_on_group_changes(web):
+    """`haven status --watch` redraws when the bus says a group changed, not only on a timer."""
+    import subprocess
+    import sys
+
+    from harness import REPO
+
+    node = web()
+    wait_group(node, lambda g: g["state"] == "online")
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "status", "--watch", "--json", "--watch-for", "4"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HAVEN_STATE_DIR": node.state_dir},
+    )
+    time.sleep(1.0)
+    assert node.cli("group", "stop", "web").returncode == 0
+    out, _ = watcher.communicate(timeout=20)
+    states = [
+        next(g["state"] for g in json.loads(line)["groups"] if g["name"] == "web")
+        for line in out.splitlines()
+        if line.strip()
+    ]
+    # redrawn on the group's events: without them the first redraw would come after 5 s
+    assert states[0] == "online" and states[-1] == "offline"
