@@ -145,7 +145,7 @@ _FSCK = (
 RESOURCE_TYPES = _table(
     TypeSpec(
         "fip",
-        "floating IP, announced with gratuitous ARP",
+        "floating IP, announced with gratuitous ARP (IPv4) or neighbour advertisements (IPv6)",
         (
             of_kind("ip", "ip", required=True, per_server=True),
             text("interface", per_server=True, help="default: the NIC in the address's subnet"),

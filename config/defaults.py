@@ -68,6 +68,11 @@ GROUP_FAILBACK = "manual"
 AUTO_MANUAL = ("auto", "manual")
 GROUP_EXCLUSIVE = "none"
 EXCLUSIVE_MODES = ("none", "normal", "complete")
+# A group found active on two servers at once (it must never be, but a partition healed the
+# wrong way or a human can cause it): keep it on its best server and stop the other copies,
+# stop it everywhere (an operator starts it again), or only raise the alert.
+GROUP_ON_DOUBLE_ACTIVATION = "stop_others"
+DOUBLE_ACTIVATION_ACTIONS = ("stop_others", "stop_all", "do_nothing")
 
 # --- group resource activation / deactivation failure (reference §4) -------------------------
 THRESHOLD_RANGE = (0, 99)

@@ -48,12 +48,25 @@ def read_groups(top: Reader, known: Known, types: TypeTables) -> tuple[Group, ..
         failover = r.choice("failover", d.AUTO_MANUAL, d.GROUP_FAILOVER)
         failback = r.choice("failback", d.AUTO_MANUAL, d.GROUP_FAILBACK)
         exclusive = r.choice("exclusive", d.EXCLUSIVE_MODES, d.GROUP_EXCLUSIVE)
+        on_double = r.choice(
+            "on_double_activation", d.DOUBLE_ACTIVATION_ACTIONS, d.GROUP_ON_DOUBLE_ACTIVATION
+        )
         resources, readers = _read_resources(r, name or "", servers, known, types)
         order = _check_dependencies(resources, readers, known)
         r.finish()
         if name is not None:
             groups.append(
-                Group(name, servers, startup, failover, failback, exclusive, resources, order)
+                Group(
+                    name,
+                    servers,
+                    startup,
+                    failover,
+                    failback,
+                    exclusive,
+                    resources,
+                    order,
+                    on_double,
+                )
             )
     return tuple(groups)
 

@@ -134,6 +134,7 @@ class Group:
     exclusive: str  # none | normal | complete
     resources: tuple[GroupResource, ...]
     start_order: tuple[str, ...]  # resource names in dependency order; stop in reverse
+    on_double_activation: str = "stop_others"  # stop_others | stop_all | do_nothing
 
     def resource(self, name: str) -> GroupResource | None:
         return next((r for r in self.resources if r.name == name), None)

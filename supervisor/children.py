@@ -298,6 +298,7 @@ def groups_args(cfg: Cluster, server: str) -> dict:
                 "failover": g.failover,
                 "failback": g.failback,
                 "exclusive": g.exclusive,
+                "on_double_activation": g.on_double_activation,
                 "start_order": list(g.start_order),
                 "resources": [
                     {

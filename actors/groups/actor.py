@@ -338,8 +338,12 @@ class GroupsActor(Actor):
         }
         waiting: dict[str, str] = {}
         for action in placement.decide(policies, servers, facts):
+            on_double = self.specs[action.group].get("on_double_activation", "stop_others")
             if isinstance(action, placement.Waiting):
                 waiting[action.group] = action.why
+            elif isinstance(action, placement.Stop) and action.reason == placement.Reason.DOUBLE:
+                if on_double != "do_nothing":
+                    await self._carry_out(action)
             elif action.group not in self.busy or isinstance(action, placement.DoubleActivation):
                 await self._carry_out(action)
         for group, why in waiting.items():
@@ -454,17 +458,26 @@ class GroupsActor(Actor):
 
     async def _carry_out(self, action: placement.Action) -> None:
         if isinstance(action, placement.DoubleActivation):
+            on_double = self.specs[action.group].get("on_double_activation", "stop_others")
             key = (action.group, action.servers)
             if key not in self.alerted_double:
                 self.alerted_double.add(key)
+                what = {
+                    "stop_others": f"keeping it on {action.keep}, stopping the others",
+                    "stop_all": "stopping it everywhere (start it again when resolved)",
+                    "do_nothing": "left as it is (on_double_activation = do_nothing)",
+                }[on_double]
                 self._alert(
                     "error",
                     "double_activation",
                     f"group {action.group} is active on {', '.join(action.servers)} at once: "
-                    f"keeping it on {action.keep}, stopping the others",
+                    + what,
                     group=action.group,
                     servers=list(action.servers),
+                    action=on_double,
                 )
+            if on_double == "stop_all" and self.intent.group(action.group).wanted:
+                await self._change(action.group, wanted=False, target=None)
             return
         self.busy.add(action.group)
         try:
@@ -836,6 +849,11 @@ class GroupsActor(Actor):
             await asyncio.sleep(0.1)
             if self._reached(name, goal):
                 return {"group": name, "server": self._where(name), "state": self._state_of(name)}
+            if goal.get("server") and goal["server"] not in self._online():
+                raise RequestError(
+                    f"group {name}: server {goal['server']} went down during the "
+                    f"{goal['op']}; the group is placed by its policy again (see haven status)"
+                )
             failure_seen = self._failure(name) or failure_seen
             if self.waiting.get(name) and goal["op"] != "stop" and failure_seen:
                 raise RequestError(

@@ -1,11 +1,15 @@
 """The floating IP resource (`fip`): an address that follows the group to its active server.
 
 Clients reach the group by this address, so it must be on exactly one server at a time. Hence
-start checks before it acts: unless `force`, it probes with ARP and refuses when anyone answers
-(the previous owner may not really be gone, or someone configured the address by hand; the
-original's "IP address already exists on the network"). After adding the address it announces
-the new owner with gratuitous ARP at once, because clients and switches otherwise keep the old
-MAC for many seconds; the remaining announcements run in a task that stop and close cancel.
+start checks before it acts: unless `force`, it probes (ARP for IPv4, duplicate address detection
+with neighbour solicitations for IPv6) and refuses when anyone answers (the previous owner may
+not really be gone, or someone configured the address by hand; the original's "IP address
+already exists on the network"). After adding the address it announces the new owner at once
+(gratuitous ARP, or unsolicited neighbour advertisements with the override flag), because
+clients and switches otherwise keep the old MAC for many seconds; the remaining announcements
+run in a task that stop and close cancel. An IPv6 address is added with IFA_F_NODAD: our probe
+has done the kernel's duplicate address detection already, and the kernel's would keep the
+address "tentative" (unusable) for a second or more after a failover.
 
 Netlink (pyroute2's AsyncIPRoute, opened per operation in the process's own network namespace)
 rather than `ip addr add`: no process to fork at failover time, and errors come back as errno.
@@ -13,8 +17,8 @@ rather than `ip addr add`: no process to fork at failover time, and errors come 
 The interface is the configured one or, when not configured, the one holding an address in the
 floating IP's subnet (the most specific subnet wins; two interfaces in the same subnet are a
 configuration error, not a guess). The prefix is the configured one, else that subnet's prefix,
-else a host address (/32). Only IPv4 floating IPs start: IPv6 would need neighbour discovery
-(a duplicate-address probe and an unsolicited neighbour advertisement), which is not written yet.
+else for IPv4 a host address (/32) and for IPv6 /64, the prefix length of nearly every IPv6
+link (a /128 would leave the address without an on-link route to its neighbours).
 """
 
 from __future__ import annotations
@@ -28,15 +32,17 @@ from typing import Any, NamedTuple
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from actors.resources import arp
+from actors.resources import arp, ndp
 from actors.resources.base import Driver, ResourceContext, ResourceError, Why
 
 __all__ = ["FloatingIp", "Link", "Address", "Place", "locate"]
 
 NETLINK_TIMEOUT = 5.0  # the kernel answers in microseconds: this only bounds a wedged system
 IFF_UP = 0x1
-IFF_NOARP = 0x80
+IFF_NOARP = 0x80  # for IPv6 too: the kernel does no neighbour discovery on such a link
 ARPHRD_ETHER = 1
+IFA_F_NODAD = 0x02
+IPV6_DEFAULT_PREFIX = 64
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -46,7 +52,7 @@ class Link(NamedTuple):
     index: int
     name: str
     up: bool  # administratively up
-    arp: bool  # Ethernet that speaks ARP: probe and announce there
+    arp: bool  # Ethernet that speaks ARP (and neighbour discovery): probe and announce there
 
 
 class Address(NamedTuple):
@@ -86,7 +92,8 @@ def locate(
     else:
         link = by_index[_subnet_interface(ip, subnet, holders, by_index)]
     own = [a.address.network.prefixlen for a in subnet if a.index == link.index]
-    prefix = prefix_length if prefix_length is not None else max(own, default=ip.max_prefixlen)
+    default = ip.max_prefixlen if ip.version == 4 else IPV6_DEFAULT_PREFIX
+    prefix = prefix_length if prefix_length is not None else max(own, default=default)
     if not 0 <= prefix <= ip.max_prefixlen:
         raise ResourceError(
             f"floating IP {ip}: prefix_length {prefix} is too long for an IPv{ip.version} "
@@ -138,15 +145,12 @@ class FloatingIp(Driver):
         self.ip: IpAddress = ipaddress.ip_address(self.params["ip"])
         self.interface: str | None = self.params.get("interface") or None  # last known
         self._announcing: asyncio.Task[int] | None = None
+        self._ndp = self.ip.version == 6
+        self._announcement = "unsolicited NA" if self._ndp else "gratuitous ARP"
 
     # -- the contract -------------------------------------------------------------------------
 
     async def start(self, why: Why) -> None:
-        if self.ip.version != 4:
-            raise ResourceError(
-                f"floating IP {self.ip} is IPv6: Haven activates IPv4 floating IPs only "
-                "(IPv6 needs neighbour discovery, not supported yet)"
-            )
         place = await self._place()
         name = place.link.name
         self.interface = name
@@ -165,7 +169,7 @@ class FloatingIp(Driver):
                 f"(ip link set {name} up) and start the group again"
             )
         if not place.link.arp:
-            self._log("warning", "no ARP here: neither probed nor announced", interface=name)
+            self._log("warning", "no ARP/NDP here: neither probed nor announced", interface=name)
         elif self.params.get("force"):
             self._log("info", "force: activating without probing the network", interface=name)
         else:
@@ -221,7 +225,7 @@ class FloatingIp(Driver):
 
     async def _probe(self, interface: str) -> None:
         try:
-            conflict = await arp.probe(interface, str(self.ip))
+            conflict = await (ndp if self._ndp else arp).probe(interface, str(self.ip))
         except OSError as e:
             raise ResourceError(
                 f"cannot probe for floating IP {self.ip} on {interface}: {e.strerror or e}"
@@ -237,9 +241,9 @@ class FloatingIp(Driver):
 
     def _announce(self, interface: str) -> None:
         try:
-            task = arp.start_announcing(interface, str(self.ip))
+            task = (ndp if self._ndp else arp).start_announcing(interface, str(self.ip))
         except OSError as e:
-            self._log("warning", "gratuitous ARP failed", interface=interface, error=str(e))
+            self._log("warning", f"{self._announcement} failed", interface=interface, error=str(e))
             return
         task.add_done_callback(self._announced)
         self._announcing = task
@@ -248,7 +252,7 @@ class FloatingIp(Driver):
         if task.cancelled():
             return
         if (e := task.exception()) is not None:
-            self._log("warning", "gratuitous ARP failed", error=str(e))
+            self._log("warning", f"{self._announcement} failed", error=str(e))
 
     async def _stop_announcing(self) -> None:
         task, self._announcing = self._announcing, None
@@ -273,6 +277,8 @@ class FloatingIp(Driver):
                 kw: dict[str, Any] = {}
                 if (broadcast := _broadcast(self.ip, place.prefix)) is not None:
                     kw["broadcast"] = broadcast
+                if self._ndp:
+                    kw["flags"] = IFA_F_NODAD  # sent as IFA_FLAGS by pyroute2
                 await ipr.addr(
                     "add",
                     index=place.link.index,

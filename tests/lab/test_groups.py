@@ -359,3 +359,81 @@ def test_cluster_stop_stops_every_server_and_releases_its_groups(make_lab):
     for server in ("node1", "node2"):
         addrs = lab.exec(server, ["ip", "-o", "addr"]).stdout
         assert FIP not in addrs and "198.18.0.101" not in addrs
+
+
+@pytest.mark.slow
+def test_double_activation_after_a_split_brain_is_alerted_and_stopped_on_the_worse_server(
+    make_lab,
+):
+    """A badly chosen NP resource (both halves reach the router) lets both servers run the
+    group during a partition; once it heals the double activation is alerted and the group
+    stays only on its best server (on_double_activation = stop_others, the default)."""
+    lab = make_lab(text=cluster_config(2) + group("web", ["node1", "node2"]))
+    wait_online(lab, "node1", "web", "node1")
+    lab.partition(["node1"], against=["node2"])
+    wait_online(lab, "node2", "web", "node2", timeout=60)  # node2 took over: split brain
+    lab.heal()
+    st = wait(
+        lab,
+        "node1",
+        lambda st: groups_of(st)["web"]["servers"] == {"node1": "online", "node2": "offline"},
+        60,
+    )
+    assert groups_of(st)["web"]["state"] == "online"
+    with open(os.path.join(lab.dir, "node1", "node.log")) as f:
+        log = f.read()
+    assert "is active on node1, node2 at once" in log
+
+
+@pytest.mark.slow
+def test_a_failover_that_coincides_with_a_move_succeeds(make_lab, tmp_path):
+    """SPEC §12-1/§12-5: the move's target dies while the group starts there; the group does
+    not end up stopped everywhere: it starts on the next server once the target has fenced."""
+    slow = tmp_path / "slow.sh"
+    slow.write_text("#!/bin/sh\nsleep 3\n")
+    slow.chmod(0o755)
+    lab = make_lab(text=cluster_config(2) + group("web", ["node1", "node2"], app=str(slow)))
+    wait_online(lab, "node1", "web", "node1")
+    moved: list[subprocess.CompletedProcess[str]] = []
+    mover = threading.Thread(
+        target=lambda: moved.append(haven(lab, "node1", "group", "move", "web", "--to", "node2"))
+    )
+    mover.start()
+    wait(lab, "node1", lambda st: groups_of(st)["web"]["servers"].get("node2") == "starting", 20)
+    lab.kill("node2")
+    mover.join(30)
+    assert moved and moved[0].returncode != 0
+    assert "node2 went down during the move" in moved[0].stderr
+    wait_online(lab, "node1", "web", "node1", timeout=60)
+
+
+@pytest.mark.slow
+def test_manual_failover_with_do_nothing_on_a_failed_stop_does_not_fail_over(make_lab, tmp_path):
+    """SPEC §12-9: the stop script fails at server shutdown and the final action is "do
+    nothing": the group stays where it was (in error), and with manual failover no other server
+    starts it — the operator decides."""
+    app = tmp_path / "app.sh"  # starts fine, fails to stop
+    app.write_text('#!/bin/sh\n[ "${CLP_FACTOR:-}" = "" ] && exit 0\nexit 1\n')
+    app.chmod(0o755)
+    text = cluster_config(2) + group(
+        "web",
+        ["node1", "node2"],
+        extra='failover = "manual"',
+        app=str(app),
+    ).replace(
+        'stop_timeout = "10s"',
+        'stop_timeout = "10s"\ndeactivation = { retry = 0, final_action = "do_nothing" }',
+    )
+    lab = make_lab(text=text)
+    wait_online(lab, "node1", "web", "node1")
+    out = haven(lab, "node1", "server", "shutdown", "--service-only", "--timeout", "60")
+    assert out.returncode == 0, out.stderr
+    st = wait(
+        lab,
+        "node2",
+        lambda st: "manual failover" in (groups_of(st)["web"].get("waiting") or ""),
+        60,
+    )
+    assert groups_of(st)["web"]["state"] == "offline"
+    time.sleep(2.0)
+    assert where(lab, "node2", "web") is None
