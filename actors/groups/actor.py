@@ -106,6 +106,7 @@ class GroupsActor(Actor):
         self.left: set[str] = set()  # servers that stopped cleanly with every group released
         self.tasks: set[asyncio.Task[Any]] = set()
         self.round_lock = asyncio.Lock()
+        self.last_states: dict[str, str] = {}
         self.groups = {name: self._build(spec) for name, spec in self.specs.items()}
         saved = read_json(self.local_file) or {}
         same_run = saved.get("node_run") == self.run
@@ -123,6 +124,8 @@ class GroupsActor(Actor):
             else Intent()
         )
         self._save_local()
+        # what was there before this actor started is nothing to tell the others about
+        self.last_states = {name: g.state for name, g in self.groups.items()}
         if not same_run:
             self._clean_script_dirs()
             await self._standby()
@@ -242,6 +245,31 @@ class GroupsActor(Actor):
     def _changed(self, group: LocalGroup) -> None:
         self._save_local()
         self._publish(group)
+        previous = self.last_states.get(group.name)
+        self.last_states[group.name] = group.state
+        if group.state != previous and self._tells_others(group):
+            if group.state == ONLINE:
+                self._spawn(self._tell_others(group, "start"))
+            elif group.state == OFFLINE and previous is not None:
+                self._spawn(self._tell_others(group, "stop"))
+
+    def _tells_others(self, group: LocalGroup) -> bool:
+        return any(
+            r.spec["params"].get("start_on_others") or r.spec["params"].get("stop_on_others")
+            for r in group.resources
+        )
+
+    async def _tell_others(self, group: LocalGroup, verb: str) -> None:
+        """`start_on_others` / `stop_on_others`: the other live servers of the group's policy
+        run their part (best effort: a server that misses it is only logged)."""
+        others = [s for s in self.specs[group.name]["servers"] if s != self.me]
+        for s in others:
+            if s not in self._online():
+                continue
+            try:
+                await self._call(s, "others", {"group": group.name, "verb": verb}, 60.0)
+            except RequestError as exc:
+                self.log.warning("others not told", group=group.name, server=s, error=str(exc))
 
     def _save_local(self) -> None:
         write_json(
@@ -585,6 +613,7 @@ class GroupsActor(Actor):
             "intent_put": self._intent_put,
             "command": self._command,
             "leaving": self._leaving,
+            "others": self._others,
             "operate": self._operate,
             "status": self._status,
         }
@@ -598,6 +627,21 @@ class GroupsActor(Actor):
             "groups": {n: g.snapshot() for n, g in self.groups.items()},
             "waiting": self.waiting if self._coordinator() == self.me else {},
         }
+
+    async def _others(self, body: dict[str, Any]) -> dict[str, Any]:
+        group = self._group(body)
+        verb = body.get("verb")
+        if verb not in ("start", "stop"):
+            raise RequestError(f"unknown verb {verb!r} (start, stop)")
+        why = rb.Why(home=False) if verb == "start" else rb.Why(home=False, factor="GROUPSTOP")
+        errors = []
+        for r in group.resources:
+            try:
+                await r.driver.on_others(verb, why)
+            except rb.ResourceError as exc:
+                errors.append(f"{r.name}: {exc}")
+                self.log.warning("script on the others failed", resource=r.name, error=str(exc))
+        return {"server": self.me, "errors": errors}
 
     def _leaving(self, body: dict[str, Any]) -> dict[str, Any]:
         server = body.get("server")

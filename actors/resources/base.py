@@ -11,8 +11,9 @@ to a subprocess (`actors.resources.command`), never onto the actor's loop.
   again after a failure halfway (the retry policy calls it again).
 - `active()`: does the resource really run here now? Asked after an actor restart, to re-check
   what the state file claims.
-- `standby()`: at node start on a server that does not own the group (a disk goes read-only,
-  an exec may run its start script on the others).
+- `standby()`: at node start on a server that does not own the group (a disk goes read-only).
+- `on_others(verb, why)`: the group has just started (`verb` "start") or stopped ("stop") on
+  another server (an exec with `start_on_others` / `stop_on_others` runs its script here).
 - `details()`: what `haven status` shows (an exec's `pid`, a fip's `ip`); small and JSON-safe.
 - `saved()` / `restore(saved)`: what must survive an actor restart (an async exec's PID, with
   what proves it is still the same process).
@@ -90,6 +91,9 @@ class Driver:
         raise NotImplementedError
 
     async def standby(self) -> None:
+        return None
+
+    async def on_others(self, verb: str, why: Why) -> None:
         return None
 
     def details(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from typing import Any
 
 from actors.resources import exec_files
@@ -171,14 +172,18 @@ class ExecDriver(Driver):
             return self._started
         return self._process is not None and self._process.alive()
 
-    async def standby(self) -> None:
-        """The start script on a server that does not own the group (`start_on_others`), with
-        CLP_SERVER=OTHER; it runs to its end whatever `start_sync` says."""
-        if not self.params.get("start_on_others"):
-            return
-        script = self._existing(self.start_script, "start")
-        env = self._env(Why(home=False), script)
-        await self._run(script, env, self.start_timeout, "start")
+    async def on_others(self, verb: str, why: Why) -> None:
+        """The group started or stopped on another server: with `start_on_others` /
+        `stop_on_others` the script runs here too, with CLP_SERVER=OTHER, to its end whatever
+        `start_sync` / `stop_sync` say."""
+        if verb == "start" and self.params.get("start_on_others"):
+            script = self._existing(self.start_script, "start")
+            env = self._env(replace(why, home=False), script)
+            await self._run(script, env, self.start_timeout, "start")
+        elif verb == "stop" and self.params.get("stop_on_others"):
+            script = self._existing(self.stop_script, "stop")
+            env = self._env(replace(why, home=False), script, stop=True)
+            await self._run(script, env, self.stop_timeout, "stop")
 
     def details(self) -> dict[str, Any]:
         if self._process is not None and self._process.alive():

@@ -437,3 +437,32 @@ def test_manual_failover_with_do_nothing_on_a_failed_stop_does_not_fail_over(mak
     assert groups_of(st)["web"]["state"] == "offline"
     time.sleep(2.0)
     assert where(lab, "node2", "web") is None
+
+
+@pytest.mark.slow
+def test_start_and_stop_on_others_run_the_scripts_on_the_standby_server(make_lab, tmp_path):
+    """exec `start_on_others` / `stop_on_others`: when the group starts or stops on its server,
+    the other servers of its policy run the scripts with CLP_SERVER=OTHER."""
+    log = tmp_path / "others.log"
+    script = tmp_path / "app.sh"
+    script.write_text(f'#!/bin/sh\necho "$HAVEN_SERVER $CLP_SERVER $CLP_FACTOR" >> "{log}"\n')
+    script.chmod(0o755)
+    text = cluster_config(2) + group("web", ["node1", "node2"], ip=None, app=str(script))
+    text = text.replace(
+        f'start = "{script}"', f'start = "{script}"\nstart_on_others = true\nstop_on_others = true'
+    )
+    lab = make_lab(text=text)
+    wait_online(lab, "node1", "web", "node1")
+    deadline = time.monotonic() + 20
+    while "node2 OTHER" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, log.read_text() if log.exists() else "no log"
+        time.sleep(0.1)
+    out = haven(lab, "node1", "group", "stop", "web")
+    assert out.returncode == 0, out.stderr
+    deadline = time.monotonic() + 20
+    while "node2 OTHER GROUPSTOP" not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    lines = log.read_text().splitlines()
+    assert "node1 HOME " in lines[0] + " "  # the start on the group's own server
+    assert "node1 HOME GROUPSTOP" in lines

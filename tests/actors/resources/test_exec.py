@@ -233,15 +233,20 @@ def test_missing_scripts(tmp_path, exec_driver):
         asyncio.run(named.stop(Why()))
 
 
-def test_standby_runs_start_script_as_other_only_with_start_on_others(tmp_path, exec_driver):
-    ctx = make_ctx(tmp_path, start_on_others=True, start_sync=False)
-    write(folder(ctx) / "start.sh", 'echo "$CLP_SERVER $CLP_EVENT" >> standby\n')
-    asyncio.run(exec_driver(ctx).standby())
-    asyncio.run(exec_driver(make_ctx(tmp_path, start_on_others=False)).standby())
-    assert (folder(ctx) / "standby").read_text() == "OTHER START\n"
+def test_others_run_the_scripts_as_other_only_when_configured(tmp_path, exec_driver):
+    ctx = make_ctx(tmp_path, start_on_others=True, stop_on_others=True, start_sync=False)
+    write(folder(ctx) / "start.sh", 'echo "start $CLP_SERVER $CLP_EVENT" >> others\n')
+    write(folder(ctx) / "stop.sh", 'echo "stop $CLP_SERVER $CLP_FACTOR" >> others\n')
+    asyncio.run(exec_driver(ctx).on_others("start", Why(event="FAILOVER")))
+    asyncio.run(exec_driver(ctx).on_others("stop", Why(factor="GROUPMOVE")))
+    plain = exec_driver(make_ctx(tmp_path, start_on_others=False, stop_on_others=False))
+    asyncio.run(plain.on_others("start", Why()))
+    asyncio.run(plain.on_others("stop", Why()))
+    asyncio.run(exec_driver(ctx).standby())  # node start: nothing for an exec
+    assert (folder(ctx) / "others").read_text() == "start OTHER FAILOVER\nstop OTHER GROUPMOVE\n"
     write(folder(ctx) / "start.sh", "exit 7\n")
     with pytest.raises(ResourceError, match=r"failed \(exit 7\)"):
-        asyncio.run(exec_driver(ctx).standby())
+        asyncio.run(exec_driver(ctx).on_others("start", Why()))
 
 
 # --- asynchronous start ----------------------------------------------------------------------
