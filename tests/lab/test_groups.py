@@ -466,3 +466,77 @@ def test_start_and_stop_on_others_run_the_scripts_on_the_standby_server(make_lab
     lines = log.read_text().splitlines()
     assert "node1 HOME " in lines[0] + " "  # the start on the group's own server
     assert "node1 HOME GROUPSTOP" in lines
+
+
+@pytest.mark.ci
+def test_an_activation_failure_climbs_retry_then_failover_then_final_action(make_lab, tmp_path):
+    """A resource that fails to start is retried, then the group fails over; where it fails
+    again past the failover threshold the final action applies and the group stays in error."""
+    tries = tmp_path / "tries.log"
+    app = tmp_path / "app.sh"  # fails on node1; on node2 only while the `broken` file exists
+    broken = tmp_path / "broken"
+    app.write_text(
+        "#!/bin/sh\n"
+        '[ -n "${CLP_FACTOR:-}" ] && exit 0\n'
+        f'echo "$HAVEN_SERVER" >> "{tries}"\n'
+        '[ "$HAVEN_SERVER" = node1 ] && exit 1\n'
+        f'[ -e "{broken}" ] && exit 1\n'
+        "exit 0\n"
+    )
+    app.chmod(0o755)
+    text = cluster_config(2) + group("web", ["node1", "node2"], ip=None, app=str(app))
+    text = text.replace(
+        f'start = "{app}"',
+        f'start = "{app}"\n'
+        'activation = { retry = 1, failover_threshold = 1, final_action = "do_nothing" }',
+    )
+    lab = make_lab(text=text)
+    st = wait_online(lab, "node1", "web", "node2")
+    assert tries.read_text().split() == ["node1", "node1", "node2"]  # 1 try + 1 retry, failover
+    # now it fails everywhere: node1 first (its failure history is cleared by the operator's
+    # start), then node2, past the threshold: the final action, and an error an operator sees
+    broken.touch()
+    assert haven(lab, "node1", "group", "stop", "web").returncode == 0
+    tries.write_text("")
+    out = haven(lab, "node1", "group", "start", "web", "--timeout", "60")
+    assert out.returncode != 0 and "failed to start" in out.stderr, out.stderr
+    st = wait(lab, "node1", lambda st: groups_of(st)["web"]["state"] == "error", 30)
+    g = groups_of(st)["web"]
+    assert g["server"] == "node2" and "exit 1" in g["failure"]["error"]
+    assert tries.read_text().split() == ["node1", "node1", "node2", "node2"]
+
+
+@pytest.mark.slow
+def test_a_server_that_fails_at_cluster_start_has_its_groups_fail_over(make_lab):
+    """SPEC §12-46: node1, the home of group web, dies as the cluster starts: after the start
+    wait its group starts on node2."""
+    text = cluster_config(2).replace(
+        'heartbeat_timeout = "600ms"', 'heartbeat_timeout = "600ms"\nstartup_wait = "3s"'
+    ) + group("web", ["node1", "node2"])
+    lab = make_lab(text=text)
+    lab.kill("node1")
+    wait_online(lab, "node2", "web", "node2", timeout=60)
+
+
+@pytest.mark.slow
+def test_names_with_spaces_work_everywhere(make_lab, tmp_path):
+    """SPEC §12-20/39: group and resource names with spaces, a script path with a double quote
+    and a space; status, move and resource commands take them as they are."""
+    folder = tmp_path / 'app "v2" dir'
+    folder.mkdir()
+    app = folder / "run me.sh"
+    app.write_text('#!/bin/sh\necho "$CLP_GROUPNAME/$CLP_RESOURCENAME" > "$0.seen"\n')
+    app.chmod(0o755)
+    text = cluster_config(2) + group("web site", ["node1", "node2"], app=str(app))
+    text = text.replace(f'"{app}"', f"'{app}'")  # a TOML literal string: the quote stays as is
+    lab = make_lab(text=text)
+    wait_online(lab, "node1", "web site", "node1")
+    assert (folder / "run me.sh.seen").read_text().strip() == "web site/web site app"
+    out = haven(lab, "node1", "group", "move", "web site", "--to", "node2")
+    assert out.returncode == 0, out.stderr
+    out = haven(lab, "node2", "resource", "stop", "web site app")
+    assert out.returncode == 0, out.stderr
+    out = haven(lab, "node2", "resource", "start", "web site app")
+    assert out.returncode == 0, out.stderr
+    st = wait_online(lab, "node2", "web site", "node2")
+    assert groups_of(st)["web site"]["resources"]["web site app"]["state"] == "online"
