@@ -317,6 +317,8 @@ class GroupsActor(Actor):
         online = self._online()
         answers = await self._gather("local_state", {}, GATHER_TIMEOUT)
         silent = [s for s in online if not (answers.get(s) or {}).get("ok")]
+        # what commands wait on: the freshest word of every server that answered
+        self.last_local = {s: answers[s]["result"] for s in online if s not in silent}
         if silent:
             self._wait_all(f"waiting for the groups service of {', '.join(silent)} to answer")
             return
@@ -807,6 +809,7 @@ class GroupsActor(Actor):
         if server is not None and server not in self._online():
             raise RequestError(f"server {server} is not online")
         timeout = min(float(body.get("timeout") or 60.0), COMMAND_TIMEOUT)
+        await self._refresh()
         current = self.goals.get(name)
         if current is not None and (
             current["goal"]["op"] != op or server not in (None, current["goal"]["server"])
@@ -885,6 +888,14 @@ class GroupsActor(Actor):
             self._alert("info", f"cluster_{op}", f"cluster {op.replace('cluster_', '')}: done")
         self._spawn(self._round())
         return {"op": op, "changed": changed, "suspended": self.intent.suspended}
+
+    async def _refresh(self) -> None:
+        """A command decides on what the servers say now, not on the last round's word."""
+        online = self._online()
+        answers = await self._gather("local_state", {}, GATHER_TIMEOUT)
+        self.last_local = {
+            s: answers[s]["result"] for s in online if (answers.get(s) or {}).get("ok")
+        }
 
     async def _wait_goal(self, name: str, goal: dict[str, Any], timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
