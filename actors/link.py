@@ -35,7 +35,7 @@ from bus.link import (
     Route,
     server_keys,
 )
-from bus.rpc import AsyncClient, Handler, RequestError, error, ok
+from bus.rpc import Handler, RequestError, error, ok
 from config.clusterkey import ClusterKeyError, load_cluster_key
 from config.store import store_config
 
@@ -275,13 +275,7 @@ class LinkActor(Actor):
         return await result if asyncio.iscoroutine(result) else result
 
     async def _local(self, service: str, method: str, body: dict[str, Any], timeout: float) -> Any:
-        client = AsyncClient(
-            self.ctx.zctx, self.ctx.paths.service_endpoint(service), self.ctx.sender
-        )
-        try:
-            return await client.request(method, body, timeout=timeout)
-        finally:
-            client.close()
+        return await self.ask(service, method, body, timeout)
 
     def _peers(self, body: dict[str, Any]) -> dict[str, Any]:
         return {

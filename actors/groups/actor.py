@@ -200,6 +200,11 @@ class GroupsActor(Actor):
         for task in list(self.tasks):
             with contextlib.suppress(BaseException):
                 await task
+        for group in self.groups.values():  # a start or stop under way ends first
+            if group.busy and group.task is not None:
+                group.task.cancel()
+                with contextlib.suppress(BaseException):
+                    await group.task
         for group in self.groups.values():
             if group.state != OFFLINE:
                 failure = await group.deactivate(rb.Why(factor=rb.FACTOR_CLUSTERSHUTDOWN))

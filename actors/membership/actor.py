@@ -34,7 +34,7 @@ from actors.membership.resolution import NP_REQUEST_MARGIN, majority_survives
 from actors.membership.view import Event, MembershipView
 from bus import topics
 from bus.envelope import Envelope
-from bus.rpc import AsyncClient, Handler, RequestError
+from bus.rpc import Handler, RequestError
 
 REFRESH = 5.0  # seconds between unprompted `member.view` publications
 
@@ -334,13 +334,8 @@ class MembershipActor(Actor):
     async def _ask(
         self, service: str, method: str, timeout: float, body: dict[str, Any] | None = None
     ) -> Any:
-        client = AsyncClient(
-            self.ctx.zctx, self.ctx.paths.service_endpoint(service), self.ctx.sender
-        )
         try:
-            return await client.request(method, body, timeout=timeout)
+            return await self.ask(service, method, body, timeout)
         except RequestError as exc:
             self.log.warning("request failed", service=service, method=method, error=str(exc))
             return None
-        finally:
-            client.close()

@@ -29,7 +29,7 @@ from actors.diskio import DiskError, SlotArea
 from actors.np.diskprotocol import DiskLease, LeaseTiming
 from actors.np.health import NpHealth
 from actors.np.leaseclock import now
-from bus.rpc import AsyncClient, Handler, RequestError
+from bus.rpc import Handler, RequestError
 from config.clusterkey import ClusterKeyError, load_cluster_key
 
 
@@ -138,15 +138,8 @@ class DiskNp(Actor):
     async def _fence(self, reason: str) -> None:
         reason = f"NP resource {self.np_name}: {reason}"
         self.health.alert("error", "np_lease_lost", f"{reason}; node action: {self.on_isolation}")
-        client = AsyncClient(
-            self.ctx.zctx, self.ctx.paths.service_endpoint("node"), self.ctx.sender
-        )
         try:
-            await client.request(
-                "node_action", {"action": self.on_isolation, "reason": reason}, timeout=5.0
-            )
+            await self.ask("node", "node_action", {"action": self.on_isolation, "reason": reason})
         except RequestError as exc:  # standing down is not optional: the exit-code contract
             self.log.error("the supervisor did not take the node action; panic", error=str(exc))
             self.stop(exitcodes.PANIC)
-        finally:
-            client.close()

@@ -23,12 +23,13 @@ import asyncio
 import ipaddress
 import socket
 import struct
-from typing import NamedTuple
+from typing import Any, NamedTuple, Self
 
 __all__ = [
     "ArpPacket",
     "ArpSocket",
     "Conflict",
+    "EthernetSocket",
     "announcement_frames",
     "build",
     "conflict_in",
@@ -167,21 +168,25 @@ def conflict_in(packet: ArpPacket, ip: str, own_mac: str) -> Conflict | None:
     return None
 
 
-class ArpSocket:
-    """A packet socket bound to one Ethernet interface that sends and receives ARP frames only.
+class EthernetSocket:
+    """A packet socket bound to one Ethernet interface for one ethertype: it sends whole frames
+    and receives what `parse` accepts (other frames are skipped). Bound to that ethertype
+    rather than ETH_P_ALL, it gets no copies of what this host sends: what it receives came in
+    from the link (our own frames looped back by the network are told apart by their sender
+    MAC). ARP uses it as is (`ArpSocket`); neighbour discovery (ndp.py) adds multicast joins."""
 
-    Bound to ETH_P_ARP rather than ETH_P_ALL, it gets no copies of what this host sends: what it
-    receives came in from the link (our own frames looped back by the network are told apart
-    by their sender MAC, see `conflict_in`)."""
+    ethertype = ETH_P_ARP
+    what = "ARP"
 
     def __init__(self, interface: str) -> None:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(self.ethertype))
         try:
-            sock.bind((interface, ETH_P_ARP))
+            sock.bind((interface, self.ethertype))
             sock.setblocking(False)
             _name, _proto, _pkttype, hatype, address = sock.getsockname()
             if hatype != ARPHRD_ETHER:
                 raise OSError(f"interface {interface} is not Ethernet (hardware type {hatype})")
+            self._index = socket.if_nametoindex(interface)
         except BaseException:
             sock.close()
             raise
@@ -189,39 +194,49 @@ class ArpSocket:
         self.mac = mac_text(address)
         self._sock: socket.socket | None = sock
 
-    def send(self, frame: bytes) -> None:
-        if self._sock is None:
-            raise OSError(f"ARP socket on {self.interface} is closed")
-        self._sock.send(frame)
+    def parse(self, frame: bytes) -> Any:
+        return parse(frame)
 
-    async def receive(self, deadline: float) -> ArpPacket | None:
-        """The next ARP packet that came in from the link before `deadline` (the loop's clock,
-        i.e. time.monotonic()); None at the deadline. Frames that are not ARP are skipped."""
+    def send(self, frame: bytes) -> None:
+        self._open().send(frame)
+
+    async def receive(self, deadline: float) -> Any:
+        """The next frame `parse` accepts that came in from the link before `deadline` (the
+        loop's clock, i.e. time.monotonic()); None at the deadline."""
         loop = asyncio.get_running_loop()
-        while self._sock is not None:
+        while True:
+            sock = self._open()
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return None
             try:
                 async with asyncio.timeout(remaining):
-                    frame = await loop.sock_recv(self._sock, 2048)
+                    frame = await loop.sock_recv(sock, 2048)
             except TimeoutError:
                 return None
-            packet = parse(frame)
+            packet = self.parse(frame)
             if packet is not None:
                 return packet
-        raise OSError(f"ARP socket on {self.interface} is closed")
+
+    def _open(self) -> socket.socket:
+        if self._sock is None:
+            raise OSError(f"{self.what} socket on {self.interface} is closed")
+        return self._sock
 
     def close(self) -> None:
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
 
-    def __enter__(self) -> ArpSocket:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ArpSocket(EthernetSocket):
+    """ARP frames on one interface (ArpPacket from `receive`)."""
 
 
 async def probe(

@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import socket
 import struct
 from typing import NamedTuple
 
-from actors.resources.arp import Conflict, mac_bytes, mac_text
+from actors.resources.arp import Conflict, EthernetSocket, mac_bytes, mac_text
 
 __all__ = [
     "Conflict",
@@ -52,7 +51,6 @@ __all__ = [
 ]
 
 ETH_P_IPV6 = 0x86DD
-ARPHRD_ETHER = 1
 IPPROTO_ICMPV6 = 58
 NEIGHBOR_SOLICITATION = 135
 NEIGHBOR_ADVERTISEMENT = 136
@@ -248,68 +246,20 @@ def conflict_in(packet: NdpPacket, ip: str, own_mac: str) -> Conflict | None:
     return None
 
 
-class NdpSocket:
-    """A packet socket bound to one Ethernet interface that sends IPv6 frames and receives
-    neighbour discovery (other IPv6 frames are skipped)."""
+class NdpSocket(EthernetSocket):
+    """IPv6 frames on one interface: sends any, receives neighbour discovery (NdpPacket)."""
 
-    def __init__(self, interface: str) -> None:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IPV6))
-        try:
-            sock.bind((interface, ETH_P_IPV6))
-            sock.setblocking(False)
-            _name, _proto, _pkttype, hatype, address = sock.getsockname()
-            if hatype != ARPHRD_ETHER:
-                raise OSError(f"interface {interface} is not Ethernet (hardware type {hatype})")
-            self._index = socket.if_nametoindex(interface)
-        except BaseException:
-            sock.close()
-            raise
-        self.interface = interface
-        self.mac = mac_text(address)
-        self._sock: socket.socket | None = sock
+    ethertype = ETH_P_IPV6
+    what = "neighbour discovery"
+
+    def parse(self, frame: bytes) -> NdpPacket | None:
+        return parse(frame)
 
     def join(self, group: str) -> None:
         """Receive frames sent to IPv6 multicast `group` even on a NIC that filters multicast
         in hardware; the membership ends with the socket."""
         mreq = _MREQ.pack(self._index, PACKET_MR_MULTICAST, 6, mac_bytes(multicast_mac(group)))
         self._open().setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
-
-    def send(self, frame: bytes) -> None:
-        self._open().send(frame)
-
-    async def receive(self, deadline: float) -> NdpPacket | None:
-        """The next NS or NA that came in from the link before `deadline` (the loop's clock,
-        i.e. time.monotonic()); None at the deadline."""
-        loop = asyncio.get_running_loop()
-        while True:
-            sock = self._open()
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return None
-            try:
-                async with asyncio.timeout(remaining):
-                    frame = await loop.sock_recv(sock, 2048)
-            except TimeoutError:
-                return None
-            packet = parse(frame)
-            if packet is not None:
-                return packet
-
-    def _open(self) -> socket.socket:
-        if self._sock is None:
-            raise OSError(f"neighbour discovery socket on {self.interface} is closed")
-        return self._sock
-
-    def close(self) -> None:
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            sock.close()
-
-    def __enter__(self) -> NdpSocket:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 async def probe(

@@ -71,16 +71,6 @@ def loops(tmp_path) -> Iterator:
         sh("losetup", "-d", device, check=False)
 
 
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen]]:
-    procs: list[subprocess.Popen] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-
-
 def disk_params(device: str, mount_point: str, **kw) -> dict:
     defaults = {p.name: p.default for p in RESOURCE_TYPES["disk"].params}
     return {**defaults, "device": device, "mount_point": mount_point, "fs": "ext4", **kw}

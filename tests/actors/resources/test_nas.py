@@ -45,16 +45,6 @@ def mount_point(tmp_path) -> Iterator[str]:
         sh("umount", str(path), check=False)
 
 
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen]]:
-    procs: list[subprocess.Popen] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-
-
 def driver(tmp_path, mount_point: str, server: str = "127.0.0.1", **kw) -> NasDriver:
     defaults = {p.name: p.default for p in RESOURCE_TYPES["nas"].params}
     params = {**defaults, "server": server, "share": SHARE, "mount_point": mount_point, **kw}

@@ -55,16 +55,6 @@ def loop(tmp_path) -> Iterator[str]:
         sh("losetup", "-d", device, check=False)
 
 
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen]]:
-    procs: list[subprocess.Popen] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-
-
 def driver(tmp_path, device: str) -> RawDriver:
     ctx = ResourceContext(
         server="s1",
