@@ -90,7 +90,7 @@ async def http_once(host: str, port: int, path: str, timeout: float) -> tuple[st
             reader, writer = await asyncio.open_connection(host, port)
             writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
             await writer.drain()
-            data = await reader.read(65536)
+            data = await reader.read()  # HTTP/1.0: the answer ends when the server closes
         head, _, body = data.partition(b"\r\n\r\n")
         if not head.startswith(b"HTTP/") or b" 200 " not in head.split(b"\r\n")[0]:
             return None, "bad answer: " + head.split(b"\r\n")[0].decode(errors="replace")

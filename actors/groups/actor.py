@@ -53,6 +53,7 @@ ROUND_INTERVAL = 0.5  # seconds between two coordination rounds (events make the
 GATHER_TIMEOUT = 3.0
 REQUEST_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 300.0  # the longest an operator's command may wait
+HANDOVER_WAIT = 10.0  # seconds a command is passed on again while the coordinator changes
 NODE_FINAL_ACTIONS = {  # final action → the supervisor's node action (lab: see node_actions)
     "stop_service": "stop_service",
     "shutdown": "shutdown",
@@ -66,11 +67,11 @@ NODE_FINAL_ACTIONS = {  # final action → the supervisor's node action (lab: se
     "bmc_power_cycle": "panic",
     "bmc_nmi": "panic",
 }
-EVENTS = {  # placement reason → CLP_EVENT of the start
+EVENTS = {  # placement reason → CLP_EVENT of the start (the original: a move is a START)
     placement.Reason.STARTUP: rb.EVENT_START,
     placement.Reason.FAILOVER: rb.EVENT_FAILOVER,
-    placement.Reason.MOVE: rb.EVENT_FAILOVER,
-    placement.Reason.FAILBACK: rb.EVENT_FAILOVER,
+    placement.Reason.MOVE: rb.EVENT_START,
+    placement.Reason.FAILBACK: rb.EVENT_START,
 }
 FACTORS = {  # placement reason → CLP_FACTOR of the stop
     placement.Reason.STOP: rb.FACTOR_GROUPSTOP,
@@ -131,6 +132,11 @@ class GroupsActor(Actor):
             await self._standby()
         for group in self.groups.values():
             self._publish(group)
+        if len(self.servers) > 1:
+            try:  # the view now, not at membership's next publication (up to 5 s away)
+                self.view = await self.ask("membership", "view", {}, 2.0)
+            except RequestError as exc:
+                self.log.info("no membership view yet", error=str(exc))
         self.every("round", ROUND_INTERVAL)
         self.log.info("groups started", groups=list(self.groups), restarted=same_run)
 
@@ -775,7 +781,7 @@ class GroupsActor(Actor):
                     f"resource {name} cannot start: it depends on {', '.join(missing)}, which "
                     "are not online"
                 )
-            error = await group.start_resource(name, rb.Why(event=rb.EVENT_RECOVER))
+            error = await group.start_resource(name, rb.Why(event=rb.EVENT_START))
         if error:
             raise RequestError(error)
         return {"resource": name, "state": r.state, "server": self.me}
@@ -790,7 +796,19 @@ class GroupsActor(Actor):
                 "starting?)"
             )
         timeout = min(float(body.get("timeout") or 60.0), COMMAND_TIMEOUT)
-        return await self._call(coordinator, "command", body, timeout + 2.0)
+        # Around a change of coordinator (a server just came back: membership sees it before
+        # its link or its view is up) the command is passed on again for a few seconds.
+        deadline = time.monotonic() + HANDOVER_WAIT
+        while True:
+            try:
+                return await self._call(coordinator, "command", body, timeout + 2.0)
+            except RequestError as exc:
+                text = str(exc)
+                handover = "does not coordinate now" in text or "not reachable" in text
+                if not handover or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.2)
+            coordinator = self._coordinator() or coordinator
 
     async def _command(self, body: dict[str, Any]) -> dict[str, Any]:
         if self._coordinator() != self.me:
