@@ -119,9 +119,8 @@ class LinkSockets:
             (peer, r.network): False for peer, rs in routes.items() for r in rs
         }
         self.auth_failures: dict[str, int] = {}
-        self._dealers: dict[str, list[tuple[str, zmq.asyncio.Socket, zmq.Socket]]] = {}
+        self._dealers: dict[str, list[tuple[str, zmq.asyncio.Socket]]] = {}
         self._router: zmq.asyncio.Socket | None = None
-        self._router_now: zmq.Socket | None = None
         self._admission: _Admission | None = None
         self._monitors: list[tuple[str, str, zmq.asyncio.Socket]] = []
 
@@ -148,11 +147,10 @@ class LinkSockets:
                 router.bind(endpoint)
             except zmq.ZMQError as exc:
                 raise RuntimeError(f"the link cannot listen on {endpoint}: {exc}") from exc
-        self._router_now = zmq.Socket.shadow(router.underlying)
         for peer, routes in self.routes.items():
             self._dealers[peer] = [self._dealer(peer, r) for r in routes]
 
-    def _dealer(self, peer: str, route: Route) -> tuple[str, zmq.asyncio.Socket, zmq.Socket]:
+    def _dealer(self, peer: str, route: Route) -> tuple[str, zmq.asyncio.Socket]:
         mine, theirs = self.keys[self.me], self.keys[peer]
         sock = self.zctx.socket(zmq.DEALER)
         sock.linger = 0
@@ -175,7 +173,7 @@ class LinkSockets:
         )
         self._monitors.append((peer, route.network, sock.get_monitor_socket(events)))
         sock.connect(route.endpoint)
-        return route.network, sock, zmq.Socket.shadow(sock.underlying)
+        return route.network, sock
 
     def _set_heartbeat(self, sock: zmq.Socket) -> None:
         sock.heartbeat_ivl = int(1000 * self.timing.heartbeat)
@@ -185,34 +183,25 @@ class LinkSockets:
     # sending -------------------------------------------------------------------------------------
     def send(self, peer: str, kind: bytes, payload: bytes) -> str | None:
         """Out on the first route that takes it; the network used, or None (dropped, counted)."""
-        for network, _, now in self._dealers.get(peer, ()):
-            try:
-                now.send_multipart([kind, payload], flags=zmq.NOBLOCK)
+        for network, sock in self._dealers.get(peer, ()):
+            if _send_now(sock, [kind, payload]):
                 return network
-            except zmq.Again:
-                continue
-            except zmq.ZMQError:
-                continue
         self.dropped.drop(f"no route to {peer}")
         return None
 
     def answer(self, identity: bytes, payload: bytes) -> bool:
-        assert self._router_now is not None
-        try:
-            self._router_now.send_multipart([identity, KIND_REPLY, payload], flags=zmq.NOBLOCK)
+        assert self._router is not None
+        if _send_now(self._router, [identity, KIND_REPLY, payload]):
             return True
-        except zmq.ZMQError:
-            self.dropped.drop("reply not sent")
-            return False
+        self.dropped.drop("reply not sent")
+        return False
 
     # receiving -----------------------------------------------------------------------------------
     async def serve(self, inbound: Inbound, reply: Reply, state: StateChange) -> None:
         """Read every socket until cancelled."""
         tasks = [asyncio.ensure_future(self._read_router(inbound))]
         for peer, dealers in self._dealers.items():
-            tasks += [
-                asyncio.ensure_future(self._read_dealer(peer, s, reply)) for _, s, _ in dealers
-            ]
+            tasks += [asyncio.ensure_future(self._read_dealer(peer, s, reply)) for _, s in dealers]
         tasks += [
             asyncio.ensure_future(self._watch(peer, network, mon, state))
             for peer, network, mon in self._monitors
@@ -264,7 +253,7 @@ class LinkSockets:
 
     # state ---------------------------------------------------------------------------------------
     def networks_up(self, peer: str) -> list[str]:
-        return [n for n, _, _ in self._dealers.get(peer, ()) if self.connected.get((peer, n))]
+        return [n for n, _ in self._dealers.get(peer, ()) if self.connected.get((peer, n))]
 
     @property
     def refused(self) -> int:
@@ -272,7 +261,7 @@ class LinkSockets:
 
     def close(self) -> None:
         for dealers in self._dealers.values():
-            for _, sock, _ in dealers:
+            for _, sock in dealers:
                 sock.disable_monitor()
                 sock.close()
         for _, _, mon in self._monitors:
@@ -281,3 +270,15 @@ class LinkSockets:
             self._router.close()
         if self._admission is not None:
             self._admission.stop()
+
+
+def _send_now(sock: zmq.asyncio.Socket, frames: list[bytes]) -> bool:
+    """Send without waiting, through the asyncio socket itself: a send through a blocking
+    shadow of it can consume the edge-triggered readiness of the socket's file descriptor, and
+    a reader awaiting that socket then sleeps through the messages that came in (pyzmq wakes
+    its readers after its own sends). False if the message could not be queued."""
+    sent = sock.send_multipart(frames, flags=zmq.NOBLOCK)  # done at once with NOBLOCK
+    if not sent.done():  # queued behind another send: it goes; its outcome is only logged
+        sent.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return True
+    return sent.exception() is None

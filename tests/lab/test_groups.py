@@ -87,8 +87,14 @@ def wait_online(lab: Lab, server: str, name: str, on: str, timeout: float = 40.0
         return wait(lab, server, there, timeout)
     except AssertionError:
         st = status(lab, server)
+        logs = ""
+        for s in lab.status()["servers"]:
+            with open(s["log"], errors="replace") as f:
+                tail = [line for line in f if '"level": "info"' not in line][-25:]
+            logs += f"\n--- {s['name']} log (not info):\n" + "".join(tail)
         raise AssertionError(
-            f"group {name} not online on {on}: {json.dumps(st.get('groups'), indent=1)}"
+            f"group {name} not online on {on}: {json.dumps(st.get('groups'), indent=1)}\n"
+            f"servers: {json.dumps(st.get('servers'))}{logs}"
         ) from None
 
 
@@ -498,7 +504,7 @@ def test_an_activation_failure_climbs_retry_then_failover_then_final_action(make
     broken.touch()
     assert haven(lab, "node1", "group", "stop", "web").returncode == 0
     tries.write_text("")
-    out = haven(lab, "node1", "group", "start", "web", "--timeout", "60")
+    out = haven(lab, "node1", "group", "start", "web", "--timeout", "25")
     assert out.returncode != 0 and "failed to start" in out.stderr, out.stderr
     st = wait(lab, "node1", lambda st: groups_of(st)["web"]["state"] == "error", 30)
     g = groups_of(st)["web"]
