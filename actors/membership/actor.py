@@ -277,6 +277,7 @@ class MembershipActor(Actor):
         self.fencing = True
         for server in list(self.pending_fences):
             self._cancel_fence(server)
+        self._publish_view()  # `fencing`: the groups coordinator here decides nothing more
         self._alert("error", "np_isolated", f"{reason}; node action: {self.on_isolation}")
         answer = await self._ask(
             "node", "node_action", 5.0, {"action": self.on_isolation, "reason": reason}

@@ -307,7 +307,7 @@ def test_server_shutdown_releases_and_fails_over_without_waiting_for_fencing(mak
     server starts them as soon as it sees it gone — not after the fencing wait."""
     lab = make_lab(text=cluster_config(2) + group("web", ["node1", "node2"]))
     wait_online(lab, "node1", "web", "node1")
-    out = haven(lab, "node1", "server", "shutdown", "--timeout", "60")
+    out = haven(lab, "node1", "server", "shutdown", "--timeout", "25")
     assert out.returncode == 0, out.stderr
     assert "stopped" in out.stdout
     st = wait_online(lab, "node2", "web", "node2", timeout=30)
@@ -355,7 +355,7 @@ def test_cluster_stop_stops_every_server_and_releases_its_groups(make_lab):
     )
     wait_online(lab, "node1", "web", "node1")
     wait_online(lab, "node1", "db", "node2")
-    out = haven(lab, "node1", "cluster", "stop", "--timeout", "60")
+    out = haven(lab, "node1", "cluster", "stop", "--timeout", "25")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "node1: stopped" in out.stdout and "node2: stopped" in out.stdout
     deadline = time.monotonic() + 30
@@ -432,7 +432,7 @@ def test_manual_failover_with_do_nothing_on_a_failed_stop_does_not_fail_over(mak
     )
     lab = make_lab(text=text)
     wait_online(lab, "node1", "web", "node1")
-    out = haven(lab, "node1", "server", "shutdown", "--service-only", "--timeout", "60")
+    out = haven(lab, "node1", "server", "shutdown", "--service-only", "--timeout", "25")
     assert out.returncode == 0, out.stderr
     st = wait(
         lab,
