@@ -384,7 +384,8 @@ class Node:
                     await self._exited[child.spec.name].wait()
 
     async def _kill_leftovers(self) -> None:
-        """Last resort on the way out (e.g. after an exception): nothing may outlive the node."""
+        """On the way out, always: nothing may outlive the node — neither an actor nor what an
+        actor started and could not stop (the fencing wait of the other servers counts on it)."""
         for child in self.children.values():
             if child.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
@@ -395,6 +396,11 @@ class Node:
                     child.pidfd = None
                 _wait_pid(child.pid, 2.0)
                 child.pid = None
+        template = getattr(self._launcher, "pid", None)
+        killed = reaper.kill_descendants({template} if template else set())
+        if killed:
+            self.log.warning("killed what the actors left running", pids=killed)
+            await asyncio.sleep(0.05)
         reaper.reap_strays(set())
 
     # exits, restarts, escalation ---------------------------------------------------------------

@@ -204,3 +204,38 @@ def test_status_watch_redraws_on_group_changes(web):
     ]
     # redrawn on the group's events: without them the first redraw would come after 5 s
     assert states[0] == "online" and states[-1] == "offline"
+
+
+def test_nothing_an_actor_started_outlives_the_node(start_node, tmp_path):
+    """An application whose stop script fails (final action `ignore`) is still running when the
+    groups actor has done what it could: the node kills it on its way out."""
+    d = tmp_path / "scripts"
+    d.mkdir()
+    (d / "start.sh").write_text("#!/bin/sh\nexec sleep 1000\n")
+    (d / "stop.sh").write_text("#!/bin/sh\nexit 1\n")
+    for f in d.iterdir():
+        f.chmod(0o755)
+    config = node_config([], node={"stop_timeout": "5s"}) + textwrap.dedent(
+        f"""
+        [[group]]
+        name = "web"
+
+        [[group.resource]]
+        name = "app"
+        type = "exec"
+        start = "{d}/start.sh"
+        stop = "{d}/stop.sh"
+        start_sync = false
+        stop_timeout = "2s"
+        deactivation = {{ retry = 0, final_action = "ignore" }}
+        """
+    )
+    node = start_node(config=config)
+    g = wait_group(node, lambda g: g["state"] == "online")
+    pid = g["resources"]["app"]["pid"]
+    assert os.path.exists(f"/proc/{pid}")
+    node.terminate()
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}")
