@@ -1,6 +1,7 @@
 """Which actors a server runs, as child specs derived from the configuration (order = start order).
 
-Heartbeats first (they are what the rest of the cluster judges this server by), then the NP
+The alert log first (it records what the others say from their start), then the heartbeats
+(they are what the rest of the cluster judges this server by), then the NP
 resolution actors, then membership (which folds the heartbeats into "server X is up/down" and
 resolves partitions), then the link to the other servers (with more than one server) — all
 critical — then the groups actor (the group manager; critical, after the link so it can reach the
@@ -28,12 +29,25 @@ NP_ACTOR_TYPES = {"pingnp", "disknp", "witness"}  # `majority` needs none: membe
 MEMBERSHIP = "membership"
 LINK = "link"
 GROUPS = "groups"
+ALERTLOG = "alertlog"
 SETTLE_BEATS = 2  # a server that comes back is up after this many heartbeat intervals
 
 
 def child_specs(cfg: Cluster, server: str) -> list[ChildSpec]:
     start_timeout = max(10.0, cfg.node.beat_timeout * 2)
+    # The alert log first: it records what every later actor says while starting.
     specs = [
+        ChildSpec(
+            name=ALERTLOG,
+            kind=ALERTLOG,
+            args={},
+            restart=Restart.PERMANENT,
+            stop_timeout=cfg.node.stop_timeout,
+            critical=False,
+            start_timeout=start_timeout,
+        )
+    ]
+    specs += [
         ChildSpec(
             name=HEARTBEAT_ACTOR_PREFIX + hb.name,
             kind=hb.type,

@@ -44,7 +44,7 @@ def test_status_json_shape(start_node) -> None:
         assert set(actor) >= {"name", "pid", "state", "restarts"}
         assert actor["state"] in {"starting", "running", "restarting", "failed", "stopped"}
         assert isinstance(actor["pid"], int) and isinstance(actor["restarts"], int)
-    assert [a["name"] for a in status["actors"]] == ["echo", "ticker"]
+    assert [a["name"] for a in status["actors"]] == ["alertlog", "echo", "ticker"]
 
 
 def test_status_for_humans(start_node) -> None:

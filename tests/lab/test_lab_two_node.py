@@ -139,10 +139,11 @@ def test_full_loss_then_heal(lab: Lab, cli, needs_nft: None) -> None:
 
 def test_random_loss_drops_about_that_share(lab: Lab, needs_nft: None) -> None:
     lab.loss("node2", "public", 30)
-    probe = [sys.executable, "-m", "lab.probe", N2_PUBLIC, "--count", "120", "--timeout", "0.04"]
+    probe = [sys.executable, "-m", "lab.probe", N2_PUBLIC, "--count", "120", "--timeout", "0.15"]
     result = lab.exec("router", [*probe, "--stats"], timeout=60)
     received = json.loads(result.stdout)["received"]
-    # request and reply each pass the lossy port: 0.7 * 0.7 = 49 % answered (about 59 of 120)
+    # request and reply each pass the lossy port: 0.7 * 0.7 = 49 % answered (about 59 of 120);
+    # the timeout leaves room for a busy machine (a late reply would count as lost)
     assert 30 <= received <= 88, received
     lab.loss("node2", "public", 0)  # 0 removes it
     assert lab.status()["faults"] == []

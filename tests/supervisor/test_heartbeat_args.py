@@ -86,7 +86,7 @@ def test_devices_relative_to_the_configuration_file(tmp_path) -> None:
 def test_a_server_off_the_serial_line_runs_no_comhb(tmp_path) -> None:
     cfg, _ = load(tmp_path)
     names = [s.name for s in child_specs(cfg, "node2")]
-    assert names[:2] == ["hb.lan", "hb.disk"]
+    assert names[:3] == ["alertlog", "hb.lan", "hb.disk"]
     peers = membership_args(cfg, [cfg.heartbeat("lan"), cfg.heartbeat("disk")], "node2")["peers"]
     assert peers == {"node1": ["lan", "disk"], "node3": ["lan", "disk"]}
     kinds = {s.name: s.kind for s in child_specs(cfg, "node1")}

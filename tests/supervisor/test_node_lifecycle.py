@@ -15,6 +15,10 @@ from supervisor.node_actions import EXIT_ESCALATED, EXIT_PANIC
 ECHO = {"kind": "echo", "args": {"interval": "200ms"}}
 
 
+def node_actor(status: dict, name: str) -> dict:
+    return next(a for a in status["actors"] if a["name"] == name)
+
+
 def actors(*names: str, **extra) -> list[dict]:
     return [{"name": n, **ECHO, **extra} for n in names]
 
@@ -22,7 +26,7 @@ def actors(*names: str, **extra) -> list[dict]:
 def test_status_lists_live_actors(start_node) -> None:
     node = start_node(actors("alpha", "beta"))
     status = node.status()
-    assert [a["name"] for a in status["actors"]] == ["alpha", "beta"]
+    assert [a["name"] for a in status["actors"]] == ["alertlog", "alpha", "beta"]
     for a in status["actors"]:
         assert a["state"] == "running" and a["restarts"] == 0
         os.kill(a["pid"], 0)  # a real, live process
@@ -232,7 +236,7 @@ def test_sigterm_during_a_slow_start_stops_at_once(start_node) -> None:
         actors("alpha") + [{"name": "slow", "kind": "echo", "args": {"start_delay": 60}}],
         wait=False,
     )
-    node.wait_status(lambda s: s["actors"][1]["state"] == "starting")
+    node.wait_status(lambda s: node_actor(s, "slow")["state"] == "starting")
     t0 = time.monotonic()
     node.proc.send_signal(signal.SIGTERM)
     assert node.wait(30) == 0

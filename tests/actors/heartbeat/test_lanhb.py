@@ -75,7 +75,10 @@ def test_a_restarted_heartbeat_actor_is_a_new_incarnation_not_a_replay(cluster) 
     old = n2.actor("hb.lan")["pid"]
     os.kill(old, 9)  # node2's heartbeat actor only: restarted at once, sequence back to 1
     n2.wait_status(
-        lambda s: s["actors"][0]["pid"] not in (None, old) and s["actors"][0]["state"] == "running"
+        lambda s: any(
+            a["name"] == "hb.lan" and a["pid"] not in (None, old) and a["state"] == "running"
+            for a in s["actors"]
+        )
     )
     deadline = time.monotonic() + 5
     while n1.request("stats", service="hb.lan")["accepted"] < before + 5:
