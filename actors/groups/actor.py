@@ -102,6 +102,8 @@ class GroupsActor(Actor):
         self.waiting: dict[str, str] = {}
         self.busy: set[str] = set()
         self.goals: dict[str, dict[str, Any]] = {}  # group → an operator's goal under way
+        # every server's last answer (local_state): what commands decide and wait on
+        self.last_local: dict[str, dict[str, Any]] = {}
         self.handled: set[tuple[str, str, int]] = set()  # activation failures dealt with
         self.alerted_double: set[tuple[str, tuple[str, ...]]] = set()
         self.left: set[str] = set()  # servers that stopped cleanly with every group released
@@ -342,7 +344,6 @@ class GroupsActor(Actor):
         ]
         if behind:
             await self._replicate(behind)
-        self.last_local = local
         if self.intent.suspended:
             self._wait_all("the cluster is suspended (haven cluster resume)")
             return
@@ -944,35 +945,34 @@ class GroupsActor(Actor):
             + " — it goes on in the background; see haven status"
         )
 
+    def _entries(self, name: str) -> dict[str, dict[str, Any]]:
+        """The group as each server last reported it."""
+        return {s: a["groups"].get(name) or {} for s, a in self.last_local.items()}
+
+    def _states(self, name: str) -> dict[str, str]:
+        return {s: e.get("state", OFFLINE) for s, e in self._entries(name).items()}
+
     def _servers_in(self, name: str, state: str) -> list[str]:
-        local = getattr(self, "last_local", {})
-        return [s for s, a in local.items() if (a["groups"].get(name) or {}).get("state") == state]
+        return [s for s, st in self._states(name).items() if st == state]
 
     def _where(self, name: str) -> str | None:
-        local = getattr(self, "last_local", {})
-        for s, answer in local.items():
-            if (answer["groups"].get(name) or {}).get("state") == ONLINE:
-                return s
-        return None
+        return next(iter(self._servers_in(name, ONLINE)), None)
 
     def _state_of(self, name: str) -> str:
-        local = getattr(self, "last_local", {})
-        states = [(a["groups"].get(name) or {}).get("state", OFFLINE) for a in local.values()]
+        states = set(self._states(name).values())
         for state in ("error", "stopping", "starting", "online"):
             if state in states:
                 return state
         return OFFLINE
 
     def _failure(self, name: str) -> str | None:
-        for s, answer in getattr(self, "last_local", {}).items():
-            f = (answer["groups"].get(name) or {}).get("failure")
-            if f:
-                return f"on {s}: {f.get('error')}"
+        for s, entry in self._entries(name).items():
+            if entry.get("failure"):
+                return f"on {s}: {entry['failure'].get('error')}"
         return None
 
     def _reached(self, name: str, goal: dict[str, Any]) -> bool:
-        local = getattr(self, "last_local", {})
-        states = {s: (a["groups"].get(name) or {}).get("state", OFFLINE) for s, a in local.items()}
+        states = self._states(name)
         if goal["op"] == "stop":
             return bool(states) and all(st == OFFLINE for st in states.values())
         online = [s for s, st in states.items() if st == ONLINE]
