@@ -13,7 +13,7 @@ import zmq
 from bus import envelope, topics
 from bus.envelope import EnvelopeError
 from cli.args import count, seconds
-from cli.nodeclient import node_paths, request
+from cli.nodeclient import node_paths, request, subscriber
 from cli.statedir import add_state_dir_argument, resolve_state_dir
 
 
@@ -55,11 +55,11 @@ def format_record(record: dict, as_json: bool) -> str:
 def follow(state_dir: str, args: argparse.Namespace) -> None:
     levels = ("info", "warning", "error")
     wanted = set(levels[levels.index(args.level) :]) if args.level else set(levels)
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.SUB)
-    sock.linger = 0
-    sock.connect(node_paths(state_dir).subscribe_endpoint)
-    sock.setsockopt(zmq.SUBSCRIBE, topics.ALERT.encode())
+    with subscriber(node_paths(state_dir), topics.ALERT) as sock:
+        _follow(sock, wanted, args)
+
+
+def _follow(sock: zmq.Socket, wanted: set[str], args: argparse.Namespace) -> None:
     deadline = time.monotonic() + args.follow_for if args.follow_for > 0 else None
     try:
         while deadline is None or time.monotonic() < deadline:
@@ -85,6 +85,3 @@ def follow(state_dir: str, args: argparse.Namespace) -> None:
             print(format_record(record, args.json), flush=True)
     except KeyboardInterrupt:
         pass
-    finally:
-        sock.close()
-        ctx.term()

@@ -12,8 +12,9 @@ import zmq
 
 from bus import envelope
 from bus.envelope import EnvelopeError
+from bus.paths import NodePaths
 from cli.args import count, seconds
-from cli.nodeclient import node_paths
+from cli.nodeclient import node_paths, subscriber
 from cli.statedir import add_state_dir_argument, resolve_state_dir
 
 
@@ -32,11 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_tap(args: argparse.Namespace) -> int:
     paths = node_paths(resolve_state_dir(args.state_dir))
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.SUB)
-    sock.linger = 0
-    sock.connect(paths.subscribe_endpoint)
-    sock.setsockopt(zmq.SUBSCRIBE, args.prefix.encode())
+    with subscriber(paths, args.prefix) as sock:
+        return _tap(sock, paths, args)
+
+
+def _tap(sock: zmq.Socket, paths: NodePaths, args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout if args.timeout > 0 else None
     seen = dropped = 0
     try:
@@ -58,9 +59,6 @@ def cmd_tap(args: argparse.Namespace) -> int:
             print(format_event(env, args.json), flush=True)
     except KeyboardInterrupt:
         pass
-    finally:
-        sock.close()
-        ctx.term()
     if dropped:
         print(f"haven: {dropped} malformed frame(s) dropped", file=sys.stderr)
     return 0

@@ -11,6 +11,7 @@ it. A command for a group busy with another goal is refused with what it is busy
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import threading
@@ -23,7 +24,7 @@ from bus import envelope, topics
 from bus.envelope import EnvelopeError
 from cli.args import seconds
 from cli.errors import UserError
-from cli.nodeclient import node_paths, request
+from cli.nodeclient import node_paths, request, subscriber
 from cli.statedir import add_state_dir_argument, resolve_state_dir
 
 DEFAULT_TIMEOUT = 120.0
@@ -138,16 +139,20 @@ def _with_progress(state_dir: str, group: str | None, call: Any) -> dict[str, An
             outcome["error"] = exc
 
     worker = threading.Thread(target=run, daemon=True)
-    sock = None
-    ctx = None
-    if group is not None:
-        ctx = zmq.Context()
-        sock = ctx.socket(zmq.SUB)
-        sock.linger = 0
-        sock.connect(node_paths(state_dir).subscribe_endpoint)
-        sock.setsockopt(zmq.SUBSCRIBE, topics.group_state(group).encode())
-        time.sleep(0.05)  # the subscription reaches the node before the command does
-    worker.start()
+    with contextlib.ExitStack() as stack:
+        sock = None
+        if group is not None:
+            paths = node_paths(state_dir)
+            sock = stack.enter_context(subscriber(paths, topics.group_state(group)))
+            time.sleep(0.05)  # the subscription reaches the node before the command does
+        worker.start()
+        _show_progress(worker, sock)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def _show_progress(worker: threading.Thread, sock: zmq.Socket | None) -> None:
     seen: dict[str, str] = {}
     try:
         while worker.is_alive():
@@ -161,13 +166,6 @@ def _with_progress(state_dir: str, group: str | None, call: Any) -> dict[str, An
             _progress_line(env.body, seen)
     finally:
         worker.join()
-        if sock is not None:
-            sock.close()
-        if ctx is not None:
-            ctx.term()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
 
 
 def _progress_line(body: dict[str, Any], seen: dict[str, str]) -> None:

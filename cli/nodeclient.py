@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
+
+import zmq
 
 from bus.paths import NodePaths, StateDirError
 from bus.rpc import Client, RequestError
@@ -46,3 +50,20 @@ def request(
             return client.request(method, body, timeout=timeout)
         except RequestError as exc:
             raise UserError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def subscriber(paths: NodePaths, *prefixes: str) -> Iterator[zmq.Socket]:
+    """A SUB socket on the node's bus for these topic prefixes, closed on the way out (what
+    `bus tap`, `status --watch`, the group commands' progress and `alerts --follow` read)."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.SUB)
+    sock.linger = 0
+    try:
+        sock.connect(paths.subscribe_endpoint)
+        for prefix in prefixes:
+            sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+        yield sock
+    finally:
+        sock.close()
+        ctx.term()

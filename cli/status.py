@@ -17,9 +17,10 @@ import time
 import zmq
 
 from bus import topics
+from bus.paths import NodePaths
 from cli.args import seconds
 from cli.errors import UserError
-from cli.nodeclient import node_paths, request
+from cli.nodeclient import node_paths, request, subscriber
 from cli.statedir import add_state_dir_argument, resolve_state_dir
 
 
@@ -78,12 +79,11 @@ def watch(args: argparse.Namespace) -> int:
     state anywhere in the cluster, the membership view, an actor's state here."""
     state_dir = resolve_state_dir(args.state_dir)
     paths = node_paths(state_dir)
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.SUB)
-    sock.linger = 0
-    sock.connect(paths.subscribe_endpoint)
-    for prefix in WATCHED:
-        sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+    with subscriber(paths, *WATCHED) as sock:
+        return _watch(sock, paths, state_dir, args)
+
+
+def _watch(sock: zmq.Socket, paths: NodePaths, state_dir: str, args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.watch_for if args.watch_for > 0 else None
     try:
         while deadline is None or time.monotonic() < deadline:
@@ -106,9 +106,6 @@ def watch(args: argparse.Namespace) -> int:
             _wait_for_change(sock, time.monotonic() + wait)
     except KeyboardInterrupt:
         pass
-    finally:
-        sock.close()
-        ctx.term()
     return 0
 
 

@@ -83,3 +83,39 @@ def test_a_damaged_line_is_skipped(tmp_path):
     log._append(json.dumps({"n": 3}))
     log.file.close()
     assert [r["n"] for r in log._read(10)] == [1, 3]
+
+
+def test_alerts_follow_prints_new_alerts_as_they_come(start_node, tmp_path):
+    import subprocess
+    import sys
+
+    from harness import REPO
+
+    script = tmp_path / "app.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+    config = node_config([]) + textwrap.dedent(
+        f"""
+        [[group]]
+        name = "web"
+
+        [[group.resource]]
+        name = "app"
+        type = "exec"
+        start = "{script}"
+        stop = "{script}"
+        """
+    )
+    node = start_node(config=config)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "alerts", "-n", "0", "--follow", "--for", "4", "--json"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HAVEN_STATE_DIR": node.state_dir},
+    )
+    time.sleep(1.0)
+    assert node.cli("group", "stop", "web").returncode == 0
+    out, _ = follower.communicate(timeout=20)
+    events = [json.loads(line)["event"] for line in out.splitlines()]
+    assert "group_stop" in events and "group_start" not in events  # only what came after
