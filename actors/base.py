@@ -64,6 +64,18 @@ class Actor:
         """Publish an event now (never blocks; dropped and counted if the bus is saturated)."""
         self.ctx.bus.publish(topic, body)
 
+    def alert(self, event: str, **details: Any) -> None:
+        """Raise an alert from the event catalogue (actors/alerts/catalogue.py): published as
+        `alert.<level>` with its module, ID and rendered message, and logged here. `server`
+        defaults to this server."""
+        from actors.alerts.catalogue import alert_event
+
+        details.setdefault("server", self.ctx.launch.server)
+        topic, body = alert_event(event, **details)
+        self.publish(topic, body)
+        log = self.log.info if topic.endswith("info") else self.log.warning
+        log(body["message"], alert=event)
+
     def stop(self, exit_code: int = 0) -> None:
         self.ctx.request_stop(exit_code)
 

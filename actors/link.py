@@ -311,6 +311,12 @@ class LinkActor(Actor):
             raise RequestError(f"the configuration has no server {self.me!r}: not stored")
         changed = store_config(self.config_path, text)
         self.log.info("configuration stored", path=self.config_path, changed=changed)
+        if changed:
+            self.alert(
+                "config_changed",
+                origin="haven config push",
+                summary=f"stored {self.config_path} (sha256 {digest[:12]})",
+            )
         return {"path": self.config_path, "sha256": digest, "changed": changed}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 ACTOR_KINDS: dict[str, str] = {
+    "alert.exec": "actors.alerts.exec:ExecSender",
     "alertlog": "actors.alertlog:AlertLogActor",
     "comhb": "actors.heartbeat.comhb:ComHeartbeat",
     "diskhb": "actors.heartbeat.diskhb:DiskHeartbeat",

@@ -27,6 +27,9 @@ def alert(level: str) -> str:
     return f"alert.{level}"
 
 
+ALERT_RECORD = "alertlog.record"  # an alert as its server's alert log numbered it (actors/alertlog)
+
+
 NP = "np."  # np.<np>.result: an NP resource's state changed
 
 
@@ -64,7 +67,7 @@ def group_state(name: str) -> str:
 
 # The families the link carries to every other server. Each server forwards only the events that
 # arose on it, and republishes what it receives under the original sender ("server/actor").
-CLUSTER_WIDE = (ALERT, GROUP)
+CLUSTER_WIDE = (ALERT, ALERT_RECORD, GROUP)
 
 
 def echo_tick(name: str) -> str:

@@ -279,6 +279,7 @@ ALERT_TYPES = _table(
         "exec",
         "run a command with the alert in its environment",
         (path("command", required=True), dur("timeout", "30s", "1s", "10m")),
+        implemented=True,
     ),
 )
 

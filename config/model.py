@@ -172,6 +172,9 @@ class AlertDestination:
     type: str
     min_level: str  # info | warning | error
     params: dict[str, Any] = field(default_factory=dict)
+    # which events it takes: None = the catalogue's default routes for its type; else event
+    # names, `module`, `module.id`, `default` (the defaults too) or `all`
+    events: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

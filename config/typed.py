@@ -8,6 +8,7 @@ heartbeat (SPEC §3): an error once a LAN heartbeat type is implemented, a warni
 
 from __future__ import annotations
 
+from actors.alerts.catalogue import BY_ID, EVENTS
 from config import defaults as d
 from config.model import AlertDestination, Heartbeat, NpResource
 from config.reader import Reader, quoted, unique_names
@@ -103,8 +104,26 @@ def read_alerts(top: Reader, known: Known, types: TypeTables) -> tuple[AlertDest
     for r, name in unique_names(top.elements("alert", "alert"), "alert"):
         spec = read_type(r, "alert", types.alert)
         min_level = r.choice("min_level", d.ALERT_LEVELS, d.ALERT_MIN_LEVEL)
+        events = r.strings("events", check=_event_problem)
         params, _ = read_params(r, spec, known, tuple(known.servers))
         r.finish()
         if name is not None and spec is not None:
-            alerts.append(AlertDestination(name, spec.name, min_level, params))
+            events = tuple(events) if events is not None else None
+            alerts.append(AlertDestination(name, spec.name, min_level, params, events))
     return tuple(alerts)
+
+
+def _event_problem(text: str) -> str | None:
+    """An `events` entry names a catalogue event (`server_down`), a module (`groups`), a module's
+    event by ID (`groups.32`), or `default` / `all`."""
+    modules = {module for module, _ in BY_ID}
+    if text in EVENTS or text in modules or text in ("default", "all"):
+        return None
+    module, _, number = text.partition(".")
+    if module in modules and number.isdigit() and (module, int(number)) in BY_ID:
+        return None
+    return (
+        f'unknown event "{text}": an event name (e.g. server_down), a module '
+        f"({', '.join(sorted(modules))}), module.ID (e.g. groups.32), default or all "
+        "(haven alerts events lists them)"
+    )

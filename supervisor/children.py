@@ -1,6 +1,7 @@
 """Which actors a server runs, as child specs derived from the configuration (order = start order).
 
-The alert log first (it records what the others say from their start), then the heartbeats
+The alert log and the alert senders first (they record and send what the others say from their
+start), then the heartbeats
 (they are what the rest of the cluster judges this server by), then the NP
 resolution actors, then membership (which folds the heartbeats into "server X is up/down" and
 resolves partitions), then the link to the other servers (with more than one server) — all
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from actors.alerts.catalogue import SENDER_PREFIX
 from actors.groups.local import phase_budget
 from actors.heartbeat.timing import check_period, stall_after
 from actors.membership.resolution import fence_wait
@@ -40,12 +42,33 @@ def child_specs(cfg: Cluster, server: str) -> list[ChildSpec]:
         ChildSpec(
             name=ALERTLOG,
             kind=ALERTLOG,
-            args={},
+            args={"servers": [s.name for s in cfg.servers]},
             restart=Restart.PERMANENT,
             stop_timeout=cfg.node.stop_timeout,
             critical=False,
             start_timeout=start_timeout,
         )
+    ]
+    # The alert senders next, for the same reason; never critical: a dead mail server is not
+    # the node's problem.
+    specs += [
+        ChildSpec(
+            name=SENDER_PREFIX + a.name,
+            kind=SENDER_PREFIX + a.type,
+            args={
+                "destination": a.name,
+                "type": a.type,
+                "min_level": a.min_level,
+                "events": list(a.events) if a.events is not None else None,
+                "params": dict(a.params),
+                "config_dir": os.path.dirname(os.path.abspath(cfg.source)),
+            },
+            restart=Restart.PERMANENT,
+            stop_timeout=cfg.node.stop_timeout,
+            critical=False,
+            start_timeout=start_timeout,
+        )
+        for a in cfg.alerts
     ]
     specs += [
         ChildSpec(

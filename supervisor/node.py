@@ -23,6 +23,7 @@ import zmq
 import zmq.asyncio
 
 from actors import exitcodes
+from actors.alerts.catalogue import alert_event
 from actors.launch import ActorLaunch
 from bus import topics
 from bus.connection import BusConnection
@@ -207,19 +208,13 @@ class Node:
             if not self._stop.is_set():
                 self.state = "running"
                 self._publish_node_state()
+                self._alert("node_started", actors=len(self.children))
                 if self.auto_start_held:
-                    self.bus.publish(
-                        topics.alert("warning"),
-                        {
-                            "module": "node",
-                            "event": "auto_start_held",
-                            "message": "automatic start of groups is held: the cluster service was "
-                            "not stopped in order last time",
-                        },
-                    )
+                    self._alert("auto_start_held")
                 self._notifier.ready(self._status_line())
                 self.log.info("node running", actors=len(self.children))
             await self._stop.wait()
+            self._alert("node_stopping", reason=self._stop_reason())
             self.state = "stopping"
             self._notifier.stopping("stopping")
             self._publish_node_state()
@@ -437,6 +432,7 @@ class Node:
             return
         delay = backoff_delay(child.intensity.recent)
         child.restarts += 1
+        self._alert("actor_restarted", actor=name, exit=child.last_exit, restarts=child.restarts)
         self._set_state(child, ChildState.RESTARTING, child.last_exit)
         child.pending_restart = asyncio.get_running_loop().call_later(delay, self._launch, child)
 
@@ -444,6 +440,7 @@ class Node:
         """Mark a child failed; for a critical one, that is the node's problem too."""
         if child.state is not ChildState.FAILED:
             self._set_state(child, ChildState.FAILED, reason)
+            self._alert("actor_failed", actor=child.spec.name, reason=reason)
         if escalate and child.spec.critical:
             self._escalate(
                 NodeAction(self.settings.on_critical_failure),
@@ -488,6 +485,7 @@ class Node:
     def _escalate(self, action: NodeAction, reason: str) -> None:
         self.log.error("escalating to a node-level action", action=str(action), reason=reason)
         if self._escalation is None or action is NodeAction.PANIC:  # the one carried out
+            self._alert("node_action", action=str(action), reason=reason)
             node_actions.record(self.paths.state_dir, action, reason, self.settings.lab)
         if action is NodeAction.PANIC:
             pids = [c.pid for c in self.children.values() if c.pid is not None]
@@ -495,6 +493,21 @@ class Node:
         if self._escalation is None:
             self._escalation = (action, reason)
         self.request_stop()
+
+    def _alert(self, event: str, **details: Any) -> None:
+        """An alert from the supervisor (actors do this with `Actor.alert`); dropped when the bus
+        is not up (before the node starts, or after it stopped)."""
+        if self.bus is None:
+            return
+        details.setdefault("server", self.settings.server)
+        self.bus.publish(*alert_event(event, **details))
+
+    def _stop_reason(self) -> str:
+        if self._escalation is not None:
+            return f"{self._escalation[0]}: {self._escalation[1]}"
+        if self._operator_stop is not None:
+            return f"operator: {self._operator_stop}"
+        return "stop requested"
 
     # liveness ----------------------------------------------------------------------------------
     async def _inbox(self) -> None:

@@ -73,6 +73,12 @@ EVENTS = {  # placement reason → CLP_EVENT of the start (the original: a move 
     placement.Reason.MOVE: rb.EVENT_START,
     placement.Reason.FAILBACK: rb.EVENT_START,
 }
+ALERT_KINDS = {  # placement reason → the alerts of a start: group_<kind>_started|completed|failed
+    placement.Reason.STARTUP: "start",
+    placement.Reason.FAILOVER: "failover",
+    placement.Reason.MOVE: "move",
+    placement.Reason.FAILBACK: "failback",
+}
 FACTORS = {  # placement reason → CLP_FACTOR of the stop
     placement.Reason.STOP: rb.FACTOR_GROUPSTOP,
     placement.Reason.MOVE: rb.FACTOR_GROUPMOVE,
@@ -159,7 +165,9 @@ class GroupsActor(Actor):
                 log=self.log.bind(group=spec["name"], resource=r["name"]),
             )
             resources.append(LocalResource(r, driver_class(r["type"])(ctx)))
-        return LocalGroup(spec, resources, self._changed, self.log.bind(group=spec["name"]))
+        return LocalGroup(
+            spec, resources, self._changed, self.log.bind(group=spec["name"]), self.alert
+        )
 
     async def _release_leftovers(self, saved: dict[str, Any]) -> None:
         """A new node run: whatever an earlier run left started here is stopped first (a crash
@@ -296,11 +304,6 @@ class GroupsActor(Actor):
             {"group": group.name, "server": self.me, **group.snapshot()},
         )
 
-    def _alert(self, level: str, event: str, message: str, **details: Any) -> None:
-        body = {"module": "groups", "event": event, "message": message, **details}
-        self.publish(topics.alert(level), body)
-        (self.log.info if level == "info" else self.log.warning)(message, alert=event)
-
     # who coordinates -----------------------------------------------------------------------------
     def _online(self) -> list[str]:
         if self.view is None:
@@ -412,13 +415,7 @@ class GroupsActor(Actor):
         }
         self._store_intent(Intent(1, self.me, groups))
         wanted = [n for n, g in groups.items() if g.wanted]
-        self._alert(
-            "info",
-            "groups_startup",
-            "cluster start: starting groups "
-            + (", ".join(wanted) or "(none: every group is manual)"),
-            groups=wanted,
-        )
+        self.alert("groups_startup", names=wanted)
         await self._replicate()
 
     async def _change(self, group: str, **changes: Any) -> None:
@@ -462,13 +459,13 @@ class GroupsActor(Actor):
             threshold = int(resource["activation"]["failover_threshold"])
             gi = self.intent.group(name)
             if gi.failovers < threshold:
-                self._alert(
-                    "warning",
+                self.alert(
                     "group_activation_failover",
-                    f"group {name} failed to start on {s} ({failure['error']}): failing over "
-                    f"({gi.failovers + 1} of {threshold})",
                     group=name,
                     server=s,
+                    error=failure["error"],
+                    attempt=gi.failovers + 1,
+                    threshold=threshold,
                 )
                 await self._change(
                     name,
@@ -481,13 +478,11 @@ class GroupsActor(Actor):
                 )
             else:
                 action = failure.get("final_action") or "do_nothing"
-                self._alert(
-                    "error",
+                self.alert(
                     "group_activation_failed",
-                    f"group {name} failed to start on {s} ({failure['error']}); failover "
-                    f"threshold reached: final action {action}",
                     group=name,
                     server=s,
+                    error=failure["error"],
                     final_action=action,
                 )
                 if action == "stop_group":
@@ -509,13 +504,11 @@ class GroupsActor(Actor):
                     "stop_all": "stopping it everywhere (start it again when resolved)",
                     "do_nothing": "left as it is (on_double_activation = do_nothing)",
                 }[on_double]
-                self._alert(
-                    "error",
+                self.alert(
                     "double_activation",
-                    f"group {action.group} is active on {', '.join(action.servers)} at once: "
-                    + what,
                     group=action.group,
                     servers=list(action.servers),
+                    what=what,
                     action=on_double,
                 )
             if on_double == "stop_all" and self.intent.group(action.group).wanted:
@@ -529,13 +522,12 @@ class GroupsActor(Actor):
                 # would otherwise undo the move); a start elsewhere means it could not be kept.
                 target = gi.target if gi.target == action.server else None
                 await self._change(action.group, last_owner=action.server, target=target)
-                self._alert(
-                    "info",
-                    "group_start",
-                    f"group {action.group}: starting on {action.server} ({action.reason})",
+                kind = ALERT_KINDS.get(action.reason, "start")
+                self.alert(
+                    f"group_{kind}_started",
                     group=action.group,
                     server=action.server,
-                    reason=action.reason,
+                    reason=str(action.reason),
                 )
                 await self._request(
                     action.server,
@@ -543,20 +535,18 @@ class GroupsActor(Actor):
                     {
                         "group": action.group,
                         "event": EVENTS.get(action.reason, rb.EVENT_START),
+                        "kind": kind,
                         "version": self.intent.version,
                     },
                 )
             elif isinstance(action, placement.Stop):
                 if action.to is not None and action.reason == placement.Reason.FAILBACK:
                     await self._change(action.group, target=action.to)
-                self._alert(
-                    "info",
-                    "group_stop",
-                    f"group {action.group}: stopping on {action.server} ({action.reason}"
-                    + (f" to {action.to})" if action.to else ")"),
+                self.alert(
+                    "group_stop_started",
                     group=action.group,
                     server=action.server,
-                    reason=action.reason,
+                    reason=str(action.reason) + (f" to {action.to}" if action.to else ""),
                 )
                 await self._request(
                     action.server,
@@ -699,8 +689,9 @@ class GroupsActor(Actor):
             event=str(body.get("event") or rb.EVENT_START),
             home=bool(spec["servers"]) and spec["servers"][0] == self.me,
         )
+        kind = body.get("kind") if body.get("kind") in ALERT_KINDS.values() else "start"
         group.set_state("starting")  # before answering: the next round sees an owner here
-        group.task = asyncio.ensure_future(group.activate(why))
+        group.task = asyncio.ensure_future(self._start_group(group, why, kind))
         return {"state": group.state}
 
     def _deactivate(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -721,18 +712,26 @@ class GroupsActor(Actor):
         group.task = asyncio.ensure_future(self._stop_group(group, rb.Why(factor=factor)))
         return {"state": group.state}
 
+    async def _start_group(self, group: LocalGroup, why: rb.Why, kind: str) -> None:
+        if await group.activate(why):
+            self.alert(f"group_{kind}_completed", group=group.name)
+        else:
+            failure = group.failure
+            error = failure.error if failure is not None else "unknown"
+            self.alert(f"group_{kind}_failed", group=group.name, error=error)
+
     async def _stop_group(self, group: LocalGroup, why: rb.Why) -> None:
         failure = await group.deactivate(why)
-        if failure is not None:
-            self._alert(
-                "error",
-                "group_deactivation_failed",
-                f"group {group.name} failed to stop on {self.me} ({failure.error}); "
-                f"final action {failure.final_action}",
-                group=group.name,
-                final_action=failure.final_action,
-            )
-            await self._apply_node_action(failure.final_action, failure.error)
+        if failure is None:
+            self.alert("group_stop_completed", group=group.name)
+            return
+        self.alert(
+            "group_stop_failed",
+            group=group.name,
+            error=failure.error,
+            final_action=failure.final_action,
+        )
+        await self._apply_node_action(failure.final_action, failure.error)
 
     async def _final_action(self, body: dict[str, Any]) -> dict[str, Any]:
         group = self._group(body)
@@ -909,7 +908,11 @@ class GroupsActor(Actor):
                         self._store_intent(self.intent.with_group(self.me, name, wanted=True))
         await self._replicate()
         if changed:
-            self._alert("info", f"cluster_{op}", f"cluster {op.replace('cluster_', '')}: done")
+            self.alert(
+                {"suspend": "cluster_suspended", "resume": "cluster_resumed"}.get(
+                    op, "cluster_started"
+                )
+            )
         self._spawn(self._round())
         return {"op": op, "changed": changed, "suspended": self.intent.suspended}
 

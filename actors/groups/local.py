@@ -76,6 +76,7 @@ class LocalGroup:
         resources: list[LocalResource],
         changed: Callable[[LocalGroup], None],
         log: Any,
+        alert: Callable[..., None] | None = None,
     ) -> None:
         self.name: str = spec["name"]
         self.spec = spec
@@ -85,6 +86,7 @@ class LocalGroup:
         self.failure: Failure | None = None
         self.changed = changed
         self.log = log
+        self.alert = alert or (lambda event, **details: None)  # Actor.alert of the owner
         self.task: asyncio.Task[None] | None = None  # the start or stop under way
         self.serial = 0
 
@@ -200,6 +202,13 @@ class LocalGroup:
         r.state = ERROR
         r.error = error
         self.changed(self)
+        self.alert(
+            "resource_start_failed" if verb == "start" else "resource_stop_failed",
+            group=self.name,
+            resource=r.name,
+            error=error,
+            attempts=tries,
+        )
         return error
 
     def _fail(self, phase: str, r: LocalResource, error: str, action: str) -> Failure:

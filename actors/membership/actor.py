@@ -38,16 +38,6 @@ from bus.rpc import Handler, RequestError
 
 REFRESH = 5.0  # seconds between unprompted `member.view` publications
 
-MESSAGES = {
-    "server_up": "server {server} is up",
-    "server_down": "server {server} is down: every heartbeat path to it is silent",
-    "path_lost": "heartbeat {heartbeat} to server {server} lost",
-    "path_restored": "heartbeat {heartbeat} to server {server} restored",
-    "delay_warning": "heartbeat {heartbeat} from server {server} is late",
-    "one_path_left": "only one heartbeat path to server {server} is left ({heartbeat})",
-}
-
-
 class MembershipActor(Actor):
     subscriptions = (topics.HEARTBEAT, topics.HEARTBEAT_STALL, topics.NP)
 
@@ -152,12 +142,7 @@ class MembershipActor(Actor):
         self.startup_deadline = time.monotonic() + wait
         missing = self._missing()
         if missing:
-            self._alert(
-                "info",
-                "startup_wait",
-                f"waiting up to {wait:g}s for the other servers to start: {', '.join(missing)}",
-                servers=missing,
-            )
+            self.alert("startup_wait", wait=f"{wait:g}", missing=missing)
         self._check_startup()
         return False
 
@@ -171,15 +156,10 @@ class MembershipActor(Actor):
         missing = self._missing()
         if not missing:
             self.startup = "complete"
-            self._alert("info", "startup_complete", "every server is up: cluster start complete")
+            self.alert("startup_complete")
         elif time.monotonic() >= self.startup_deadline:
             self.startup = "timed_out"
-            self._alert(
-                "warning",
-                "startup_timeout",
-                f"cluster start: stopped waiting; going on without {', '.join(missing)}",
-                servers=missing,
-            )
+            self.alert("startup_timeout", missing=missing)
         else:
             return
         with open(self.startup_marker, "w") as f:
@@ -206,13 +186,7 @@ class MembershipActor(Actor):
         for np in self.nps:
             verdicts[np["name"]] = await self._np_verdict(np)
         if all(verdicts.values()):  # with no NP resource configured, too: configure one!
-            self._alert(
-                "info",
-                "np_survive",
-                f"network partition check: this server goes on "
-                f"({self._describe(verdicts)}); lost: {', '.join(lost)}",
-                lost=lost,
-            )
+            self.alert("np_survive", verdicts=self._describe(verdicts), lost_servers=lost)
             loop = asyncio.get_running_loop()
             for server in lost:
                 self._cancel_fence(server)
@@ -241,12 +215,7 @@ class MembershipActor(Actor):
             except OSError as exc:
                 self.log.error("cannot store the membership epoch", error=str(exc))
             self._publish_view()
-            self._alert(
-                "info",
-                "server_fenced",
-                f"server {server} is down and has surely fenced itself",
-                server=server,
-            )
+            self.alert("server_fenced", server=server)
 
     async def _check_declared_dead(self, peer: str) -> None:
         """A peer we hear but that hears us on no path has declared us down (a one-way loss):
@@ -278,7 +247,7 @@ class MembershipActor(Actor):
         for server in list(self.pending_fences):
             self._cancel_fence(server)
         self._publish_view()  # `fencing`: the groups coordinator here decides nothing more
-        self._alert("error", "np_isolated", f"{reason}; node action: {self.on_isolation}")
+        self.alert("np_isolated", reason=reason, action=self.on_isolation)
         answer = await self._ask(
             "node", "node_action", 5.0, {"action": self.on_isolation, "reason": reason}
         )
@@ -296,13 +265,7 @@ class MembershipActor(Actor):
         if server_changed or path_changed:
             self._publish_view()
         for e in events:
-            message = MESSAGES[e.kind].format(server=e.server, **e.details)
-            self._alert(e.level, e.kind, message, server=e.server, **e.details)
-
-    def _alert(self, level: str, event: str, message: str, **details: Any) -> None:
-        body = {"module": "membership", "event": event, "message": message, **details}
-        self.publish(topics.alert(level), body)
-        (self.log.info if level == "info" else self.log.warning)(message, alert=event)
+            self.alert(e.kind, server=e.server, **e.details)
 
     def _snapshot(self) -> dict[str, Any]:
         view = self.view.snapshot()

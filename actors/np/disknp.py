@@ -137,7 +137,7 @@ class DiskNp(Actor):
 
     async def _fence(self, reason: str) -> None:
         reason = f"NP resource {self.np_name}: {reason}"
-        self.health.alert("error", "np_lease_lost", f"{reason}; node action: {self.on_isolation}")
+        self.alert("np_lease_lost", np=self.health.np_name, reason=reason, action=self.on_isolation)
         try:
             await self.ask("node", "node_action", {"action": self.on_isolation, "reason": reason})
         except RequestError as exc:  # standing down is not optional: the exit-code contract

@@ -29,13 +29,6 @@ class NpHealth:
             {"np": self.np_name, "state": state, "previous": previous, **details},
         )
         if problem is not None:
-            self.alert("warning", "np_error", f"NP resource {self.np_name}: {problem}")
+            self.actor.alert("np_error", np=self.np_name, problem=problem)
         elif previous == "error":
-            self.alert("info", "np_recovered", f"NP resource {self.np_name}: {recovered}")
-
-    def alert(self, level: str, event: str, message: str) -> None:
-        self.actor.publish(
-            topics.alert(level),
-            {"module": "np", "event": event, "np": self.np_name, "message": message},
-        )
-        (self.actor.log.info if level == "info" else self.actor.log.warning)(message)
+            self.actor.alert("np_recovered", np=self.np_name, recovered=recovered)

@@ -35,15 +35,17 @@ def test_a_groups_alerts_are_logged_and_shown(start_node, tmp_path):
         assert out.returncode == 0, out.stderr
         records = [json.loads(line) for line in out.stdout.splitlines()]
         events = [r["event"] for r in records]
-        if "group_start" in events:
+        if "group_start_completed" in events:
             break
         assert time.monotonic() < deadline, records
         time.sleep(0.2)
-    start = records[events.index("group_start")]
-    assert start["server"] == "node1" and start["module"] == "groups"
-    assert start["level"] == "info" and "web" in start["message"]
-    assert start["details"]["group"] == "web"
-    assert events.count("group_start") == 1
+    start = records[events.index("group_start_started")]
+    assert start["server"] == "node1" and start["module"] == "groups" and start["id"] == 10
+    assert start["level"] == "info" and start["message"] == "group web: starting on node1"
+    assert start["details"]["group"] == "web" and start["details"]["reason"] == "startup"
+    done = records[events.index("group_start_completed")]
+    assert done["id"] == 11 and done["message"] == "group web: started on node1"
+    assert events.count("group_start_started") == 1
     text = node.cli("alerts", "--level", "warning")
     assert text.returncode == 0 and "group_start" not in text.stdout  # info is below warning
     path = os.path.join(node.state_dir, "alerts", "alerts.log")
@@ -118,4 +120,5 @@ def test_alerts_follow_prints_new_alerts_as_they_come(start_node, tmp_path):
     assert node.cli("group", "stop", "web").returncode == 0
     out, _ = follower.communicate(timeout=20)
     events = [json.loads(line)["event"] for line in out.splitlines()]
-    assert "group_stop" in events and "group_start" not in events  # only what came after
+    assert "group_stop_started" in events and "group_stop_completed" in events
+    assert "group_start_started" not in events  # only what came after

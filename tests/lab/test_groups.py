@@ -15,91 +15,24 @@ import threading
 import time
 
 import pytest
-from lab_cluster import cluster_config, status, wait
+from lab_cluster import (
+    FIP,
+    REPO,
+    cluster_config,
+    group,
+    groups_of,
+    haven,
+    status,
+    wait,
+    wait_online,
+)
 
 from lab import Lab
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HTTPD = os.path.join(REPO, "config", "examples", "scripts", "web", "httpd")
-FIP = "198.18.0.100"
-
-
-def group(
-    name: str,
-    servers: list[str],
-    ip: str | None = FIP,
-    http: bool = False,
-    extra: str = "",
-    app: str = "",
-) -> str:
-    text = f"""
-[[group]]
-name = "{name}"
-servers = {json.dumps(servers)}
-{extra}
-"""
-    if ip:
-        text += f"""
-[[group.resource]]
-name = "{name} ip"
-type = "fip"
-ip = "{ip}"
-"""
-    if http:
-        text += f"""
-[[group.resource]]
-name = "{name} httpd"
-type = "exec"
-start = "{HTTPD}/start.sh"
-stop = "{HTTPD}/stop.sh"
-start_sync = false
-start_timeout = "10s"
-stop_timeout = "10s"
-"""
-    if app:
-        text += f"""
-[[group.resource]]
-name = "{name} app"
-type = "exec"
-start = "{app}"
-stop = "{app}"
-start_timeout = "10s"
-stop_timeout = "10s"
-"""
-    return text
-
-
-def groups_of(st: dict) -> dict[str, dict]:
-    return {g["name"]: g for g in st.get("groups", [])}
 
 
 def where(lab: Lab, server: str, name: str) -> str | None:
     g = groups_of(status(lab, server)).get(name) or {}
     return g.get("server") if g.get("state") == "online" else None
-
-
-def wait_online(lab: Lab, server: str, name: str, on: str, timeout: float = 40.0) -> dict:
-    def there(st: dict) -> bool:
-        g = groups_of(st).get(name) or {}
-        return g.get("state") == "online" and g.get("server") == on
-
-    try:
-        return wait(lab, server, there, timeout)
-    except AssertionError:
-        st = status(lab, server)
-        logs = ""
-        for s in lab.status()["servers"]:
-            with open(s["log"], errors="replace") as f:
-                tail = [line for line in f if '"level": "info"' not in line][-25:]
-            logs += f"\n--- {s['name']} log (not info):\n" + "".join(tail)
-        raise AssertionError(
-            f"group {name} not online on {on}: {json.dumps(st.get('groups'), indent=1)}\n"
-            f"servers: {json.dumps(st.get('servers'))}{logs}"
-        ) from None
-
-
-def haven(lab: Lab, server: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return lab.exec(server, ["haven", *args])
 
 
 class Probe:

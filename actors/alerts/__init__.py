@@ -1,0 +1,1 @@
+"""The alert service: the event catalogue, the alert record, the senders."""
