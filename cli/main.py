@@ -12,10 +12,10 @@ import argparse
 import os
 import sys
 
-from cli import alerts, bus_tap, cluster, config_cmd, group, lab, node, status, witness
+from cli import alerts, bus_tap, cluster, config_cmd, group, lab, logs, node, status, witness
 from cli.errors import UserError
 
-COMMAND_MODULES = (node, status, alerts, cluster, group, config_cmd, bus_tap, lab, witness)
+COMMAND_MODULES = (node, status, alerts, cluster, group, config_cmd, bus_tap, lab, witness, logs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ import enum
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from config.catalog import DEFAULT_TYPES
 from config.model import Cluster
 
 
@@ -102,13 +103,25 @@ def _compare(a: Any, b: Any, place: str, out: list[FieldChange]) -> None:
     elif isinstance(a, Mapping) and isinstance(b, Mapping):
         for key in list(a) + [k for k in b if k not in a]:
             if key not in b:
-                out.append(FieldChange(_join(place, str(key)), a[key], None))
+                out.append(FieldChange(_join(place, str(key)), _hide(key, a[key]), None))
             elif key not in a:
-                out.append(FieldChange(_join(place, str(key)), None, b[key]))
+                out.append(FieldChange(_join(place, str(key)), None, _hide(key, b[key])))
+            elif key in _secrets():  # never shown: only that it was set, changed or removed
+                old = None if a[key] is None else "(secret)"
+                new = None if b[key] is None else "(another secret)" if old else "(secret)"
+                out.append(FieldChange(_join(place, str(key)), old, new))
             else:
                 _compare(a[key], b[key], _join(place, str(key)), out)
     else:
         out.append(FieldChange(place or "(whole file)", a, b))
+
+
+def _secrets() -> frozenset[str]:
+    return DEFAULT_TYPES.secret_names()
+
+
+def _hide(key: Any, value: Any) -> Any:
+    return "(secret)" if key in _secrets() else value
 
 
 def _named_items(value: Any) -> bool:

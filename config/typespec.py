@@ -94,6 +94,17 @@ class TypeTables:
     def of(self, kind: str) -> Mapping[str, TypeSpec]:
         return getattr(self, kind)
 
+    def secret_names(self) -> frozenset[str]:
+        """The names of every secret parameter (passwords, communities, keys): what `config
+        diff` and log collection must never show."""
+        return frozenset(
+            p.name
+            for kind in KINDS
+            for spec in self.of(kind).values()
+            for p in spec.params
+            if p.kind == "secret"
+        )
+
     def with_implemented(self, **names: Iterable[str]) -> TypeTables:
         """A copy where the named types are marked implemented, e.g. `resource=["fip"]`."""
         changes = {}

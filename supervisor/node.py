@@ -197,6 +197,7 @@ class Node:
                     "node_action": self._node_action,
                     "shutdown": self._shutdown,
                     "config": self._config,
+                    **self._log_bundles(),  # logs_bundle, logs_chunk, logs_done
                 },
             )
             tasks = [
@@ -689,6 +690,13 @@ class Node:
             "text": text,
             "sha256": hashlib.sha256(text.encode()).hexdigest(),
         }
+
+    def _log_bundles(self) -> dict[str, Any]:
+        """This server's part of `haven logs collect` for a collector elsewhere, built by a
+        process of its own so that nothing here waits on it (supervisor/logbundles.py)."""
+        from supervisor.logbundles import LogBundles
+
+        return LogBundles(self.settings).handlers()
 
     def _servers(self) -> list[dict[str, Any]]:
         """Every server as the membership view has it (this one alone without heartbeats)."""
