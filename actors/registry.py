@@ -6,6 +6,7 @@ import importlib
 
 ACTOR_KINDS: dict[str, str] = {
     "alert.exec": "actors.alerts.exec:ExecSender",
+    "alert.syslog": "actors.alerts.syslog:SyslogSender",
     "alertlog": "actors.alertlog:AlertLogActor",
     "comhb": "actors.heartbeat.comhb:ComHeartbeat",
     "diskhb": "actors.heartbeat.diskhb:DiskHeartbeat",

@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sub2 = p.add_subparsers(dest="alerts_command", metavar="[events|destinations|test]")
     e = sub2.add_parser("events", help="the event catalogue")
     e.add_argument("--json", action="store_true", help="one JSON object per line")
+    e.add_argument("--markdown", action="store_true", help="a Markdown table (docs/alerts.md)")
     e.set_defaults(func=cmd_events)
     d = sub2.add_parser("destinations", help="the alert senders of this server and their counts")
     add_state_dir_argument(d)
@@ -76,7 +77,27 @@ def format_record(record: dict, as_json: bool) -> str:
     )
 
 
+def events_markdown() -> str:
+    """The catalogue as docs/alerts.md shows it (a test keeps the two the same)."""
+    lines = [
+        "| module.ID | event | level | default destinations | message |",
+        "|---|---|---|---|---|",
+    ]
+    for spec in EVENTS.values():
+        routes = ", ".join(["log", *sorted(spec.routes)])
+        note = " *(raised by the monitor issue)*" if spec.reserved else ""
+        template = spec.template.replace("|", "\\|")
+        lines.append(
+            f"| {spec.module}.{spec.id} | `{spec.name}` | {spec.level} | {routes} | "
+            f"{template}{note} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def cmd_events(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(events_markdown(), end="")
+        return 0
     for spec in EVENTS.values():
         routes = sorted(spec.routes)
         if args.json:

@@ -244,11 +244,28 @@ RESOURCE_TYPES = _table(
 ALERT_TYPES = _table(
     TypeSpec(
         "syslog",
-        "the local syslog",
+        "syslog messages to the local syslog socket or a UDP/TCP syslog server (RFC 5424)",
         (
             one_of("facility", "daemon", "daemon", "user", *(f"local{i}" for i in range(8))),
             text("tag", "haven"),
+            text(
+                "target",
+                "local",
+                help="local (/dev/log), unix:/path, udp://host[:port] or tcp://host[:port]; "
+                "port 514 by default",
+            ),
+            one_of(
+                "format",
+                "auto",
+                "auto",
+                "rfc5424",
+                "rfc3164",
+                help="auto: RFC 3164 to a local socket (what journald and rsyslog parse there), "
+                "RFC 5424 over the network",
+            ),
+            dur("timeout", "5s", "100ms", "1m"),
         ),
+        implemented=True,
     ),
     TypeSpec(
         "mail",

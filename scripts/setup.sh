@@ -34,6 +34,11 @@ command -v blockdev >/dev/null 2>&1 || want_debs+=(util-linux)  # disk, raw: blo
 command -v vgchange >/dev/null 2>&1 || want_debs+=(lvm2)  # volume
 command -v mount.nfs >/dev/null 2>&1 || want_debs+=(nfs-common)  # nas
 [ -x /usr/lib/ocf/resource.d/heartbeat/Dummy ] || want_debs+=(resource-agents)  # ocf
+command -v openssl >/dev/null 2>&1 || want_debs+=(openssl)  # mail tests: a test certificate
+command -v rsyslogd >/dev/null 2>&1 || want_debs+=(rsyslog)  # alert.syslog: a real receiver
+command -v snmptrapd >/dev/null 2>&1 || want_debs+=(snmptrapd)  # alert.snmp: the trap receiver
+command -v snmptranslate >/dev/null 2>&1 || want_debs+=(snmp)  # alert.snmp: the MIB loads
+command -v smilint >/dev/null 2>&1 || want_debs+=(smitools)  # alert.snmp: the MIB is SMIv2
 
 if [ $((${#need_debs[@]} + ${#want_debs[@]})) -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
