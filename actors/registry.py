@@ -6,6 +6,7 @@ import importlib
 
 ACTOR_KINDS: dict[str, str] = {
     "alert.exec": "actors.alerts.exec:ExecSender",
+    "alert.mail": "actors.alerts.mail:MailSender",
     "alert.syslog": "actors.alerts.syslog:SyslogSender",
     "alertlog": "actors.alertlog:AlertLogActor",
     "comhb": "actors.heartbeat.comhb:ComHeartbeat",

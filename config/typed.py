@@ -8,8 +8,8 @@ heartbeat (SPEC §3): an error once a LAN heartbeat type is implemented, a warni
 
 from __future__ import annotations
 
+from actors.alerts import mail, syslog
 from actors.alerts.catalogue import BY_ID, EVENTS
-from actors.alerts.syslog import target_problem as syslog_target_problem
 from config import defaults as d
 from config.model import AlertDestination, Heartbeat, NpResource
 from config.reader import Reader, quoted, unique_names
@@ -100,6 +100,11 @@ def _check_np(r: Reader, kind: str, params: dict) -> None:
             r.error("url", str(exc))
 
 
+# what the schema cannot say about a destination type's parameters (addresses, URLs...): each
+# sender module's own check, so that the configuration and the sender agree
+ALERT_CHECKS = {"mail": mail.config_problems, "syslog": syslog.config_problems}
+
+
 def read_alerts(top: Reader, known: Known, types: TypeTables) -> tuple[AlertDestination, ...]:
     alerts = []
     for r, name in unique_names(top.elements("alert", "alert"), "alert"):
@@ -107,10 +112,9 @@ def read_alerts(top: Reader, known: Known, types: TypeTables) -> tuple[AlertDest
         min_level = r.choice("min_level", d.ALERT_LEVELS, d.ALERT_MIN_LEVEL)
         events = r.strings("events", check=_event_problem)
         params, _ = read_params(r, spec, known, tuple(known.servers))
-        if spec is not None and spec.name == "syslog" and isinstance(params.get("target"), str):
-            problem = syslog_target_problem(params["target"])
-            if problem:
-                r.error("target", problem)
+        check = ALERT_CHECKS.get(spec.name) if spec is not None else None
+        for key, problem in check(params) if check else ():
+            r.error(key, problem)
         r.finish()
         if name is not None and spec is not None:
             events = tuple(events) if events is not None else None

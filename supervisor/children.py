@@ -62,6 +62,7 @@ def child_specs(cfg: Cluster, server: str) -> list[ChildSpec]:
                 "events": list(a.events) if a.events is not None else None,
                 "params": dict(a.params),
                 "config_dir": os.path.dirname(os.path.abspath(cfg.source)),
+                "cluster": cfg.name,
             },
             restart=Restart.PERMANENT,
             stop_timeout=cfg.node.stop_timeout,

@@ -237,6 +237,12 @@ def target_problem(text: str) -> str | None:
     return None
 
 
+def config_problems(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, message) for each way these validated parameters cannot work (config/typed.py)."""
+    problem = target_problem(str(params.get("target") or "local"))
+    return [("target", problem)] if problem else []
+
+
 # --- the connection -----------------------------------------------------------------------
 
 
