@@ -32,6 +32,7 @@ import json
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 from actors.alerts.catalogue import LEVELS
@@ -48,7 +49,6 @@ TAIL_MAX = 10_000
 SYNC_PAGE = 400  # records per `since` answer (well inside a link frame)
 SYNC_TIMEOUT = 10.0
 SYNC_EVERY = 15.0  # seconds between syncs with every connected peer
-SYNC_AGAIN = 120.0  # a peer that answered the same marks in full is asked again after this
 
 
 def order(record: dict[str, Any]) -> tuple[float, str, int]:
@@ -78,8 +78,6 @@ class AlertLogActor(Actor):
             self.marks.setdefault(server, n - 1)  # the oldest held starts the run
             self._remember(server, n)
         self.n = self.high.get(self.me, 0)
-        # per peer: the marks it last answered in full, and when (not asked again soon for them)
-        self.asked: dict[str, tuple[dict[str, int], float]] = {}
         self.sync_lock = asyncio.Lock()
         self.tasks: set[asyncio.Task[None]] = set()
         self.synced = {s: 0 for s in self.servers if s != self.me}  # records fetched, per peer
@@ -188,9 +186,6 @@ class AlertLogActor(Actor):
         """Fetch from `peer` every record newer than what is held, page by page."""
         async with self.sync_lock:
             marks = dict(self.marks)
-            last = self.asked.get(peer)
-            if last and last[0] == marks and time.monotonic() - last[1] < SYNC_AGAIN:
-                return  # it answered these marks in full a moment ago
             fetched = 0
             while True:
                 try:
@@ -224,7 +219,6 @@ class AlertLogActor(Actor):
                     break
             if isinstance(answer.get("high"), int):
                 self._complete(peer, answer["high"])
-            self.asked[peer] = (dict(self.marks), time.monotonic())
             self.synced[peer] += fetched
             if fetched:
                 self.log.info("alert log caught up", peer=peer, records=fetched)
@@ -249,17 +243,17 @@ class AlertLogActor(Actor):
             os.unlink(self.path)
         self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
 
-    def _read(self, count: int | None) -> list[dict[str, Any]]:
-        """The newest `count` records (None: all) over the current file and the rotated ones, in
-        display order; a damaged line (a crash mid-write) is skipped."""
-        records: list[dict[str, Any]] = []
+    def _generations(self) -> Iterator[list[dict[str, Any]]]:
+        """Each file's records, the newest file first; a damaged line (a crash mid-write) is
+        skipped."""
         for i in range(0, self.keep + 1):
             path = self.path if i == 0 else f"{self.path}.{i}"
             try:
                 with open(path, encoding="utf-8", errors="replace") as f:
                     lines = f.readlines()
             except FileNotFoundError:
-                break
+                return
+            records = []
             for line in lines:
                 try:
                     record = json.loads(line)
@@ -267,10 +261,31 @@ class AlertLogActor(Actor):
                     continue
                 if isinstance(record, dict) and "n" in record:
                     records.append(record)
+            yield records
+
+    def _read(self, count: int | None) -> list[dict[str, Any]]:
+        """The newest `count` records (None: all), in display order."""
+        records: list[dict[str, Any]] = []
+        for chunk in self._generations():
+            records += chunk
             if count is not None and len(records) >= count:
                 break
         records.sort(key=order)
         return records if count is None else records[max(0, len(records) - count) :]
+
+    def _newer(self, marks: dict[str, int]) -> list[dict[str, Any]]:
+        """The records beyond `marks`, ordered by (server, n). Files are read newest first and
+        no further than one with nothing beyond the marks: an older file's records arrived
+        earlier still (this keeps a requester's lasting gap — its origin down — from costing a
+        read of the whole log every time)."""
+        newer: list[dict[str, Any]] = []
+        for chunk in self._generations():
+            found = [r for r in chunk if int(r.get("n", 0)) > marks.get(str(r.get("server")), 0)]
+            if not found:
+                break
+            newer += found
+        newer.sort(key=lambda r: (str(r.get("server")), int(r.get("n", 0))))
+        return newer
 
     # requests ----------------------------------------------------------------------------------
     def requests(self) -> dict[str, Handler]:
@@ -304,9 +319,6 @@ class AlertLogActor(Actor):
         high = self.high.get(self.me, 0)
         if all(marks.get(origin, 0) >= n for origin, n in self.high.items()):
             return {"server": self.me, "records": [], "more": False, "high": high}  # up to date
-        newer = [
-            r for r in self._read(None) if int(r.get("n", 0)) > marks.get(str(r.get("server")), 0)
-        ]
-        newer.sort(key=lambda r: (str(r.get("server")), int(r.get("n", 0))))
+        newer = self._newer(marks)
         more = len(newer) > limit
         return {"server": self.me, "records": newer[:limit], "more": more, "high": high}

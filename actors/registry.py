@@ -7,6 +7,7 @@ import importlib
 ACTOR_KINDS: dict[str, str] = {
     "alert.exec": "actors.alerts.exec:ExecSender",
     "alert.mail": "actors.alerts.mail:MailSender",
+    "alert.snmp": "actors.alerts.snmp:SnmpSender",
     "alert.syslog": "actors.alerts.syslog:SyslogSender",
     "alertlog": "actors.alertlog:AlertLogActor",
     "comhb": "actors.heartbeat.comhb:ComHeartbeat",

@@ -8,7 +8,7 @@ heartbeat (SPEC §3): an error once a LAN heartbeat type is implemented, a warni
 
 from __future__ import annotations
 
-from actors.alerts import mail, syslog
+from actors.alerts import mail, snmp, syslog
 from actors.alerts.catalogue import BY_ID, EVENTS
 from config import defaults as d
 from config.model import AlertDestination, Heartbeat, NpResource
@@ -102,7 +102,11 @@ def _check_np(r: Reader, kind: str, params: dict) -> None:
 
 # what the schema cannot say about a destination type's parameters (addresses, URLs...): each
 # sender module's own check, so that the configuration and the sender agree
-ALERT_CHECKS = {"mail": mail.config_problems, "syslog": syslog.config_problems}
+ALERT_CHECKS = {
+    "mail": mail.config_problems,
+    "snmp": snmp.config_problems,
+    "syslog": syslog.config_problems,
+}
 
 
 def read_alerts(top: Reader, known: Known, types: TypeTables) -> tuple[AlertDestination, ...]:
