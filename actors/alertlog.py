@@ -6,54 +6,78 @@ only record. Each line is flushed and fsync'd before the next is taken, so a cra
 the line being written; the file is rotated by size, keeping `keep` generations
 (`alerts.log.1` ... `.N`).
 
-Numbering and sync. The server an alert happens on numbers it: `n` goes up by one across
-restarts, starting from the clock in microseconds when the log holds none of its own (so a lost
-state directory cannot bring back old numbers), and (server, n) names the alert everywhere. This
-server's alerts are recorded and published as `alertlog.record`, which the link carries to every
-other server; a live record is accepted only from the server it names — its origin as the
-authenticated link delivered it, never a name in the body (SPEC §12-49); a sync (below) relays
-only records that a server accepted so. A server that was down,
-or cut off, misses records — and so may one whose link to the origin was half up. Each log
-keeps, per origin, a mark up to which it holds every record (consecutive numbers show a gap),
-and whenever the link to a server comes up, and every SYNC_EVERY, asks it for every record
-beyond the marks (`since`, paged) — which also brings records of a third server that is down
-now. A complete answer from the origin itself closes its gaps for good (what it no longer holds
-is gone for everyone). Every server thus ends with the same set, shown in one order: the
-origin's time, then server, then n. A record is stored once (recent (server, n) remembered).
+Numbering and sync. The server an alert happens on numbers it: `n` goes up by one, from the
+clock in microseconds at each start of this actor (never below what its log holds, so a lost or
+restored state directory cannot bring back numbers the others hold), and (server, n) names the
+alert everywhere. This server's alerts are recorded and published as `alertlog.record`, which
+the link carries to every other server; a live record is accepted only from the server it
+names — its origin as the authenticated link delivered it, never a name in the body (SPEC
+§12-49); a sync relays only records that a server accepted so. A server that was down, or cut
+off, misses records — and so may one whose link to the origin was half up. The ledger
+(actors/alerts/ledger.py) knows exactly what this log holds and up to where nothing is missing,
+so whenever the link to a server comes up, and every SYNC_EVERY, this log asks it for exactly
+what it lacks (`since`, paged by size) — which also brings records of a third server that is
+down now; an answer costs the peer no file read when nothing is missing. Every server thus
+ends with the same records, shown in one order: the origin's time, then server, then n.
 
-Requests: `tail` {count, level?} → the newest records, oldest first; `since` {marks: {server:
-n}, limit?} → records newer than the marks, ordered by (server, n), and whether more remain.
+Requests: `tail` {count, level?} → the newest records, oldest first (`truncated` when the
+answer had to be cut to fit a frame); `since` {marks, ahead} → the records the asker lacks,
+ordered by (server, n), whether more remain, and this log's marks (adopted once all is fetched).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import json
+import math
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
 from actors.alerts.catalogue import LEVELS
+from actors.alerts.ledger import Ledger
 from actors.alerts.record import Alert
 from actors.base import Actor
+from actors.state_file import read_json, write_json
 from bus import topics
 from bus.envelope import Envelope
 from bus.rpc import Handler, RequestError
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 DEFAULT_KEEP = 5
-SEEN = 50_000  # (server, n) of recent records remembered against duplicates
 TAIL_MAX = 10_000
-SYNC_PAGE = 400  # records per `since` answer (well inside a link frame)
+RECENT = 2_000  # the newest records kept in memory, in display order, for `tail`
+ANSWER_BYTES = 512 * 1024  # a `since` page or a `tail` answer stays well inside a link frame
+MESSAGE_MAX = 2_000  # characters of a stored message
+DETAILS_MAX = 4_000  # bytes of a stored record's details (JSON) before they are cut
 SYNC_TIMEOUT = 10.0
 SYNC_EVERY = 15.0  # seconds between syncs with every connected peer
 
 
 def order(record: dict[str, Any]) -> tuple[float, str, int]:
     """The one display order, the same on every server holding the same records."""
-    return (float(record.get("time") or 0), str(record.get("server", "")), int(record.get("n", 0)))
+    return (float(record["time"]), str(record["server"]), int(record["n"]))
+
+
+def normalised(record: Any) -> dict[str, Any] | None:
+    """A stored record in the one shape, bounded in size; None when it is not one."""
+    if not isinstance(record, dict):
+        return None
+    try:
+        n = int(record["n"])
+        alert = Alert.from_dict(record)
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    if not alert.server or n <= 0 or not math.isfinite(alert.time) or alert.level not in LEVELS:
+        return None
+    out = {**alert.as_dict(), "n": n}
+    out["message"] = alert.message[:MESSAGE_MAX]
+    if len(json.dumps(alert.details, default=str)) > DETAILS_MAX:
+        small = {k: v for k, v in alert.details.items() if isinstance(v, (int, float, bool))}
+        out["details"] = {**small, "truncated": True}
+    return out
 
 
 class AlertLogActor(Actor):
@@ -66,18 +90,24 @@ class AlertLogActor(Actor):
         self.dir = os.path.join(self.ctx.paths.state_dir, "alerts")
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         self.path = os.path.join(self.dir, "alerts.log")
+        self.marks_path = os.path.join(self.dir, "marks.json")
         self.max_bytes = int(self.args.get("max_bytes", DEFAULT_MAX_BYTES))
         self.keep = int(self.args.get("keep", DEFAULT_KEEP))
-        self.seen: OrderedDict[tuple[str, int], None] = OrderedDict()
-        self.high: dict[str, int] = {}  # per origin: the highest n held
-        # per origin: every record up to `marks` is held; those held beyond it, in `ahead`
-        self.marks: dict[str, int] = {}
-        self.ahead: dict[str, set[int]] = {}
-        for record in sorted(self._read(None), key=lambda r: int(r.get("n", 0))):
-            server, n = str(record.get("server")), int(record.get("n", 0))
-            self.marks.setdefault(server, n - 1)  # the oldest held starts the run
-            self._remember(server, n)
-        self.n = self.high.get(self.me, 0)
+        self.ledger = Ledger()
+        everything = []
+        for chunk in self._generations():
+            for record in chunk:
+                if self.ledger.add(record["server"], record["n"]):
+                    everything.append(record)
+        stored = read_json(self.marks_path)
+        marks = stored.get("marks") if isinstance(stored, dict) else None
+        self.ledger.start(marks if isinstance(marks, dict) else {})
+        self.ledger.adopt({self.me: self.ledger.high(self.me)})  # its own: all held
+        everything.sort(key=order)
+        self.recent: list[tuple[tuple[float, str, int], dict[str, Any]]] = [
+            (order(r), r) for r in everything[-RECENT:]
+        ]
+        self.n = max(self.ledger.high(self.me) + 1, time.time_ns() // 1000)
         self.sync_lock = asyncio.Lock()
         self.tasks: set[asyncio.Task[None]] = set()
         self.synced = {s: 0 for s in self.servers if s != self.me}  # records fetched, per peer
@@ -94,6 +124,10 @@ class AlertLogActor(Actor):
         for task in self.tasks:
             task.cancel()
         self.file.close()
+        self._save_marks()
+
+    def _save_marks(self) -> None:
+        write_json(self.marks_path, {"marks": self.ledger.marks})
 
     async def on_failure(self, exc: BaseException) -> None:
         await super().on_failure(exc)
@@ -105,88 +139,74 @@ class AlertLogActor(Actor):
             if env.server == self.me:  # the others' come as their records
                 self._record_own(env)
         elif env.topic == topics.ALERT_RECORD:
-            if env.server != self.me:
-                self._accept(env.server, env.body)
+            body = env.body if isinstance(env.body, dict) else {}
+            if env.server != self.me and body.get("server") == env.server:  # its own, only
+                self._accept(body)
         elif env.topic.startswith(topics.LINK) and isinstance(env.body, dict):
             peer = env.body.get("server")
             if peer in self.synced and env.body.get("connected"):
                 self._spawn(self._sync(peer))
 
     def _record_own(self, env: Envelope) -> None:
-        # consecutive, so that the others see a gap; from the clock when nothing is known (a
-        # first start, or a lost state directory: old numbers never come back)
-        self.n = self.n + 1 if self.n else time.time_ns() // 1000
-        record = {**Alert.from_envelope(env).as_dict(), "n": self.n}
+        record = normalised({**Alert.from_envelope(env).as_dict(), "n": self.n})
+        if record is None:
+            return
+        self.n += 1
         self._store(record)
+        self.ledger.adopt({self.me: record["n"]})  # all of its own: held by definition
         self.publish(topics.ALERT_RECORD, record)
 
-    def _accept(self, origin: str, record: Any) -> bool:
-        """A record of `origin`'s, stored unless held already or not `origin`'s own."""
-        if not isinstance(record, dict) or record.get("server") != origin:
-            return False
-        try:
-            n = int(record["n"])
-            Alert.from_dict(record)
-        except (KeyError, TypeError, ValueError):
-            return False
-        if (origin, n) in self.seen:
+    def _accept(self, record: Any) -> bool:
+        """Another server's record, stored unless malformed or held already."""
+        record = normalised(record)
+        if record is None or record["server"] == self.me:
+            return False  # our own are ours to number, never someone's copy
+        if self.ledger.holds(record["server"], record["n"]):
             return False
         self._store(record)
         return True
 
     def _store(self, record: dict[str, Any]) -> None:
-        self._remember(str(record["server"]), int(record["n"]))
         self._append(json.dumps(record, default=str, ensure_ascii=False))
-
-    def _remember(self, server: str, n: int) -> None:
-        self.seen[(server, n)] = None
-        while len(self.seen) > SEEN:
-            self.seen.popitem(last=False)
-        if n > self.high.get(server, 0):
-            self.high[server] = n
-        mark = self.marks.get(server, 0)
-        if n == mark + 1 or (server == self.me and n > mark):
-            ahead = self.ahead.get(server, set())
-            while n + 1 in ahead:
-                ahead.discard(n + 1)
-                n += 1
-            self.marks[server] = n
-        elif n > mark:
-            self.ahead.setdefault(server, set()).add(n)
-
-    def _complete(self, origin: str, n: int) -> None:
-        """`origin` itself answered in full: nothing of its own up to n is missing any more
-        (what it no longer holds, rotated away, is gone for everyone)."""
-        if n > self.marks.get(origin, 0):
-            self.marks[origin] = n
-            ahead = self.ahead.get(origin, set())
-            ahead.difference_update({x for x in ahead if x <= n})
+        self.ledger.add(record["server"], record["n"])
+        key = order(record)
+        if len(self.recent) < RECENT or key > self.recent[0][0]:
+            bisect.insort(self.recent, (key, record), key=lambda x: x[0])
+            if len(self.recent) > RECENT:
+                del self.recent[0]
 
     # sync --------------------------------------------------------------------------------------
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("alert sync failed", error=repr(task.exception()))
 
     async def _sync_connected(self) -> None:
         """Sync with every peer the link reaches now: at start (this actor restarted while the
         link stayed up: no link-up will come) and every SYNC_EVERY — a sync asked at a link-up
         can fail while the connection is still being authenticated, and a record published
-        while the link was half-up may be lost; this catches both (an answer is empty when
-        nothing is missing)."""
+        while the link was half-up may be lost; this catches both (an answer is empty, and
+        costs no file read, when nothing is missing)."""
         try:
             answer = await self.ask("link", "peers", {}, 1.0)
         except RequestError:
             return  # no link yet (the node is starting): its link-ups will come
-        for peer, state in (answer.get("peers") or {}).items():
-            if peer in self.synced and state.get("connected"):
+        peers = answer.get("peers") if isinstance(answer, dict) else None
+        for peer, state in (peers if isinstance(peers, dict) else {}).items():
+            if peer in self.synced and isinstance(state, dict) and state.get("connected"):
                 await self._sync(peer)
 
     async def _sync(self, peer: str) -> None:
-        """Fetch from `peer` every record newer than what is held, page by page."""
+        """Fetch from `peer` what this log lacks, page by page; once all is fetched, adopt the
+        marks it had when it first answered (it held everything up to them, and sent what of
+        that was missing here)."""
         async with self.sync_lock:
-            marks = dict(self.marks)
-            fetched = 0
+            fetched, their_marks = 0, None
             while True:
                 try:
                     answer = await self.ask(
@@ -196,7 +216,7 @@ class AlertLogActor(Actor):
                             "server": peer,
                             "service": self.name,
                             "method": "since",
-                            "body": {"marks": marks, "limit": SYNC_PAGE},
+                            "body": self.ledger.request(),
                             "timeout": SYNC_TIMEOUT,
                         },
                         SYNC_TIMEOUT + 2.0,
@@ -205,20 +225,21 @@ class AlertLogActor(Actor):
                     self.log.info("alert sync postponed", peer=peer, error=str(exc))
                     return  # the next link-up or the periodic sync tries again
                 records = answer.get("records") if isinstance(answer, dict) else None
-                if not isinstance(records, list):
+                marks = answer.get("marks") if isinstance(answer, dict) else None
+                if not isinstance(records, list) or not isinstance(marks, dict):
                     self.log.warning("alert sync: a malformed answer", peer=peer)
                     return
-                for record in records:
-                    origin = record.get("server") if isinstance(record, dict) else None
-                    if not isinstance(origin, str) or origin == self.me:
-                        continue  # our own records are ours to number, never someone's copy
-                    if self._accept(origin, record):
-                        fetched += 1
-                    marks[origin] = max(marks.get(origin, 0), int(record.get("n", 0)))
-                if not answer.get("more") or not records:
+                if their_marks is None:
+                    their_marks = marks
+                new = sum(self._accept(r) for r in records)
+                fetched += new
+                if not answer.get("more"):
                     break
-            if isinstance(answer.get("high"), int):
-                self._complete(peer, answer["high"])
+                if not new:  # it says there is more, yet sent nothing new: stop, try later
+                    self.log.warning("alert sync: no progress", peer=peer)
+                    return
+            self.ledger.adopt({o: m for o, m in their_marks.items() if o != self.me})
+            self._save_marks()
             self.synced[peer] += fetched
             if fetched:
                 self.log.info("alert log caught up", peer=peer, records=fetched)
@@ -233,6 +254,8 @@ class AlertLogActor(Actor):
 
     def _rotate(self) -> None:
         self.file.close()
+        oldest = f"{self.path}.{self.keep}" if self.keep > 0 else self.path
+        self._forget(oldest)
         for i in range(self.keep - 1, 0, -1):
             older = f"{self.path}.{i}"
             if os.path.exists(older):
@@ -243,49 +266,21 @@ class AlertLogActor(Actor):
             os.unlink(self.path)
         self.file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
 
+    def _forget(self, path: str) -> None:
+        """The generation about to fall off: its records are no longer held here."""
+        by_origin: dict[str, list[int]] = {}
+        for record in _records(path):
+            by_origin.setdefault(record["server"], []).append(record["n"])
+        for origin, numbers in by_origin.items():
+            self.ledger.forget(origin, numbers)
+
     def _generations(self) -> Iterator[list[dict[str, Any]]]:
-        """Each file's records, the newest file first; a damaged line (a crash mid-write) is
-        skipped."""
+        """Each file's records, the newest file first."""
         for i in range(0, self.keep + 1):
             path = self.path if i == 0 else f"{self.path}.{i}"
-            try:
-                with open(path, encoding="utf-8", errors="replace") as f:
-                    lines = f.readlines()
-            except FileNotFoundError:
+            if not os.path.exists(path):
                 return
-            records = []
-            for line in lines:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(record, dict) and "n" in record:
-                    records.append(record)
-            yield records
-
-    def _read(self, count: int | None) -> list[dict[str, Any]]:
-        """The newest `count` records (None: all), in display order."""
-        records: list[dict[str, Any]] = []
-        for chunk in self._generations():
-            records += chunk
-            if count is not None and len(records) >= count:
-                break
-        records.sort(key=order)
-        return records if count is None else records[max(0, len(records) - count) :]
-
-    def _newer(self, marks: dict[str, int]) -> list[dict[str, Any]]:
-        """The records beyond `marks`, ordered by (server, n). Files are read newest first and
-        no further than one with nothing beyond the marks: an older file's records arrived
-        earlier still (this keeps a requester's lasting gap — its origin down — from costing a
-        read of the whole log every time)."""
-        newer: list[dict[str, Any]] = []
-        for chunk in self._generations():
-            found = [r for r in chunk if int(r.get("n", 0)) > marks.get(str(r.get("server")), 0)]
-            if not found:
-                break
-            newer += found
-        newer.sort(key=lambda r: (str(r.get("server")), int(r.get("n", 0))))
-        return newer
+            yield _records(path)
 
     # requests ----------------------------------------------------------------------------------
     def requests(self) -> dict[str, Handler]:
@@ -298,27 +293,69 @@ class AlertLogActor(Actor):
         level = body.get("level")
         if level is not None and level not in LEVELS:
             raise RequestError(f"'level' must be one of {', '.join(LEVELS)}")
-        self.file.flush()
-        records = self._read(TAIL_MAX if level else count)
-        if level:
-            wanted = set(LEVELS[LEVELS.index(level) :])
-            records = [r for r in records if r.get("level") in wanted]
+        wanted = set(LEVELS[LEVELS.index(level) :]) if level else set(LEVELS)
+        records = [r for _, r in self.recent if r["level"] in wanted]
+        if len(records) < count and len(self.recent) == RECENT:  # older ones: read the files
+            records = sorted(
+                (r for chunk in self._generations() for r in chunk if r["level"] in wanted),
+                key=order,
+            )
+        records = records[max(0, len(records) - count) :] if count else []
+        fitted = _fit(list(reversed(records)))
         return {
             "server": self.me,
-            "records": records[-count:] if count else [],
+            "records": list(reversed(fitted)),
+            "truncated": len(fitted) < len(records),
             "path": self.path,
         }
 
     def _since(self, body: dict[str, Any]) -> dict[str, Any]:
-        marks = body.get("marks")
-        limit = body.get("limit", SYNC_PAGE)
+        marks, ahead = body.get("marks"), body.get("ahead", {})
         if not isinstance(marks, dict) or not all(isinstance(v, int) for v in marks.values()):
             raise RequestError("'marks' must map server names to numbers")
-        if not isinstance(limit, int) or not 1 <= limit <= SYNC_PAGE:
-            raise RequestError(f"'limit' must be a whole number from 1 to {SYNC_PAGE}")
-        high = self.high.get(self.me, 0)
-        if all(marks.get(origin, 0) >= n for origin, n in self.high.items()):
-            return {"server": self.me, "records": [], "more": False, "high": high}  # up to date
-        newer = self._newer(marks)
-        more = len(newer) > limit
-        return {"server": self.me, "records": newer[:limit], "more": more, "high": high}
+        if not isinstance(ahead, dict) or not all(isinstance(v, list) for v in ahead.values()):
+            raise RequestError("'ahead' must map server names to lists of numbers")
+        wanted = self.ledger.wanted(marks, ahead)
+        answer: dict[str, Any] = {"server": self.me, "marks": dict(self.ledger.marks)}
+        if not wanted:  # the usual: the asker has everything; no file is read
+            return {**answer, "records": [], "more": False}
+        keys = {(o, n) for o, numbers in wanted.items() for n in numbers}
+        found = []
+        for chunk in self._generations():
+            for r in chunk:
+                if (r["server"], r["n"]) in keys:
+                    keys.discard((r["server"], r["n"]))
+                    found.append(r)
+            if not keys:
+                break
+        found.sort(key=lambda r: (r["server"], r["n"]))
+        page = _fit(found)
+        return {**answer, "records": page, "more": len(page) < len(found)}
+
+
+def _records(path: str) -> list[dict[str, Any]]:
+    """A file's records; a damaged line (a crash mid-write) or a foreign one is skipped."""
+    out = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    record = normalised(json.loads(line))
+                except ValueError:
+                    continue
+                if record is not None:
+                    out.append(record)
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def _fit(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first records whose encoding fits ANSWER_BYTES (at least one)."""
+    size, out = 0, []
+    for r in records:
+        size += len(json.dumps(r, default=str)) + 16
+        if out and size > ANSWER_BYTES:
+            break
+        out.append(r)
+    return out

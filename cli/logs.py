@@ -206,6 +206,10 @@ def open_output(path: str) -> tuple[int, str, str]:
     directory, base = os.path.split(path)
     if os.path.isdir(path):
         raise UserError(f"{path} is a directory; give the archive's file name with -o")
+    if os.path.lexists(path) and not os.path.isfile(path) or os.path.islink(path):
+        raise UserError(  # renaming over it would replace a device or a link (/dev/stdout)
+            f"{path} exists and is not a regular file; give a new file's name with -o"
+        )
     if not os.path.isdir(directory):
         raise UserError(f"cannot write {path}: the directory {directory} does not exist")
     try:

@@ -22,6 +22,7 @@ from typing import Any
 
 from config.catalog import DEFAULT_TYPES
 from config.model import Cluster
+from config.typespec import is_secret_key, mask_secrets
 
 
 class Need(enum.IntEnum):
@@ -106,14 +107,17 @@ def _compare(a: Any, b: Any, place: str, out: list[FieldChange]) -> None:
                 out.append(FieldChange(_join(place, str(key)), _hide(key, a[key]), None))
             elif key not in a:
                 out.append(FieldChange(_join(place, str(key)), None, _hide(key, b[key])))
-            elif key in _secrets():  # never shown: only that it was set, changed or removed
+            elif is_secret_key(str(key), _secrets()):  # never shown: set, changed or removed
                 old = None if a[key] is None else "(secret)"
                 new = None if b[key] is None else "(another secret)" if old else "(secret)"
                 out.append(FieldChange(_join(place, str(key)), old, new))
             else:
                 _compare(a[key], b[key], _join(place, str(key)), out)
     else:
-        out.append(FieldChange(place or "(whole file)", a, b))
+        names = _secrets()
+        out.append(
+            FieldChange(place or "(whole file)", mask_secrets(a, names), mask_secrets(b, names))
+        )
 
 
 def _secrets() -> frozenset[str]:
@@ -121,7 +125,9 @@ def _secrets() -> frozenset[str]:
 
 
 def _hide(key: Any, value: Any) -> Any:
-    return "(secret)" if key in _secrets() else value
+    if is_secret_key(str(key), _secrets()):
+        return "(secret)"
+    return mask_secrets(value, _secrets())
 
 
 def _named_items(value: Any) -> bool:

@@ -81,6 +81,30 @@ class TypeSpec:
         return next((p for p in self.params if p.name == name), None)
 
 
+# Words that make a configuration key secret wherever it appears (OCF parameters, exec
+# environments, actor arguments), on top of the type tables' parameters of kind "secret".
+SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "credential", "community")
+
+
+def is_secret_key(key: str, names: frozenset[str]) -> bool:
+    """Whether a configuration key holds a secret: a parameter of kind "secret" (`names`,
+    from `TypeTables.secret_names`) or a key named like one."""
+    low = key.lower()
+    return key in names or any(word in low for word in SECRET_WORDS)
+
+
+def mask_secrets(value: Any, names: frozenset[str]) -> Any:
+    """`value` with whatever sits under a secret key, at any depth, replaced by "(secret)"."""
+    if isinstance(value, Mapping):
+        return {
+            k: "(secret)" if is_secret_key(str(k), names) else mask_secrets(v, names)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [mask_secrets(v, names) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class TypeTables:
     """The type table of every kind; the validator takes one of these."""

@@ -47,6 +47,8 @@ import tomllib
 from collections.abc import Iterator
 from typing import Any
 
+from config.typespec import is_secret_key
+
 FORMAT = 1
 PART_TIMEOUT = 60.0  # seconds for a whole part, unless the caller gives less
 COMMAND_TIMEOUT = 5.0  # seconds for one system command
@@ -60,9 +62,6 @@ DEFAULT_UNIT = "haven.service"
 BUNDLE_DIR = "logbundles"  # under the state directory: parts a node built for a collector
 REDACTED = "<redacted>"
 
-# Words that make a configuration key secret wherever it appears (ocf parameters, exec
-# environments, actor args), on top of the catalog's parameters of kind "secret".
-SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "credential", "community")
 # State files copied into the part: names ending so, or named so; everything else is only listed.
 STATE_SUFFIXES = (".json", ".epoch", ".incarnation", ".done", ".log")
 STATE_NAMES = ("running", "node.lock")
@@ -77,11 +76,6 @@ def secret_names() -> frozenset[str]:
     from config.catalog import DEFAULT_TYPES
 
     return DEFAULT_TYPES.secret_names()
-
-
-def is_secret_key(key: str, names: frozenset[str]) -> bool:
-    low = key.lower()
-    return key in names or any(word in low for word in SECRET_WORDS)
 
 
 def _secret_values(data: Any, names: frozenset[str], inside: bool = False) -> list[str]:

@@ -50,6 +50,7 @@ class ExecSender(AlertSender):
     async def deliver(self, alerts: list[Alert]) -> None:
         for alert in alerts:
             env = {**os.environ, **alert_environment(alert, self.destination)}
+            env = {k: v.replace("\0", " ") for k, v in env.items()}  # NUL ends a C string
             payload = json.dumps(alert.as_dict(), default=str, ensure_ascii=False).encode()
             done = await command.run(
                 [self.command], timeout=self.timeout, env=env, stdin=payload + b"\n"

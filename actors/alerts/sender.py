@@ -83,11 +83,13 @@ class AlertSender(Actor):
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self.worker
         if self.queue and self.failing_since is None:
-            batch = list(self.queue)
+            batch = list(self.queue)[: self.max_batch]
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(FLUSH_AT_STOP):
                     await self.deliver(batch)
                     self.counts["sent"] += len(batch)
+                    for _ in batch:
+                        self.queue.popleft()
         if self.queue:
             self.log.warning("alerts not delivered at stop", count=len(self.queue))
         await self.close()
@@ -129,6 +131,8 @@ class AlertSender(Actor):
         return routed_to(EVENTS.get(alert.event), self.kind, self.events)
 
     def _enqueue(self, alert: Alert) -> None:
+        if alert.module == "alert" and (self.failing_since or len(self.queue) >= QUEUE):
+            return  # news of other destinations' trouble, while in trouble: never a ping-pong
         if len(self.queue) >= QUEUE:
             self.queue.popleft()
             self.counts["dropped"] += 1
@@ -156,6 +160,12 @@ class AlertSender(Actor):
                         await asyncio.sleep(backoff)
                         backoff = min(backoff * 2, BACKOFF_MAX)
                         continue
+                    for _ in batch:
+                        self.queue.popleft()
+                    continue
+                except Exception as exc:  # a sender's bug or an alert it cannot take: never
+                    self.log.error("alert delivery failed", error=repr(exc))  # a dead worker
+                    self._failed(exc)
                     for _ in batch:
                         self.queue.popleft()
                     continue

@@ -7,9 +7,12 @@ import os
 import textwrap
 import time
 
+import pytest
 from harness import node_config
 
 from actors.alertlog import AlertLogActor
+from actors.alerts.ledger import Ledger
+from bus.rpc import RequestError
 
 
 def test_a_groups_alerts_are_logged_and_shown(start_node, tmp_path):
@@ -54,37 +57,89 @@ def test_a_groups_alerts_are_logged_and_shown(start_node, tmp_path):
 
 
 def bare_log(tmp_path, max_bytes: int, keep: int) -> AlertLogActor:
-    """The log's file handling without a node (no bus needed for append, rotate and read)."""
+    """The log's file handling without a node (no bus needed for store, rotate and read)."""
     log = AlertLogActor.__new__(AlertLogActor)
+    log.me = "a"
     log.path = str(tmp_path / "alerts.log")
     log.max_bytes, log.keep = max_bytes, keep
+    log.ledger, log.recent = Ledger(), []
     log.file = open(log.path, "a", encoding="utf-8")  # noqa: SIM115
     return log
 
 
-def test_the_log_rotates_by_size_and_reads_across_generations(tmp_path):
-    log = bare_log(tmp_path, max_bytes=300, keep=2)
-    for i in range(30):
-        log._append(json.dumps({"sender": "s/a", "seq": i, "time": 0.0, "n": i}))
+def record(server: str, n: int, **kw) -> dict:
+    return {"server": server, "n": n, "time": float(n), "level": "info", "module": "m",
+            "event": "e", "id": 1, "message": f"{server} {n}", "details": {}, **kw}  # fmt: skip
+
+
+def numbers(records) -> list[int]:
+    return [r["n"] for r in records]
+
+
+def test_the_log_rotates_by_size_and_what_falls_off_is_no_longer_held(tmp_path):
+    log = bare_log(tmp_path, max_bytes=1000, keep=2)
+    for n in range(1, 31):
+        log._store(record("b", n))
     log.file.close()
     names = sorted(os.listdir(tmp_path))
     assert names == ["alerts.log", "alerts.log.1", "alerts.log.2"]  # no third generation
-    assert all(os.path.getsize(tmp_path / n) <= 300 for n in names)
-    newest = log._read(5)
-    assert [r["n"] for r in newest] == [25, 26, 27, 28, 29]
-    everything = log._read(1000)
-    assert [r["n"] for r in everything] == list(range(30 - len(everything), 30))
-    assert len(everything) < 30  # the oldest went with the generation that fell off
+    assert all(os.path.getsize(tmp_path / n) <= 1000 for n in names)
+    on_disk = sorted(n for chunk in log._generations() for n in numbers(chunk))
+    assert on_disk == list(range(31 - len(on_disk), 31)) and len(on_disk) < 30
+    assert sorted(log.ledger.held["b"]) == on_disk  # the ledger lets go of what fell off
+    assert log.ledger.marks["b"] == 30  # ... and never asks for it again
+    log.recent = log.recent[-5:]
+    assert numbers(log._tail({"count": 5})["records"]) == [26, 27, 28, 29, 30]
 
 
-def test_a_damaged_line_is_skipped(tmp_path):
+def test_a_damaged_or_foreign_line_is_skipped(tmp_path):
     log = bare_log(tmp_path, max_bytes=10_000, keep=1)
-    log._append(json.dumps({"n": 1}))
-    log.file.write('{"n": 2, "trunc')  # a crash mid-write
-    log.file.write("\n")
-    log._append(json.dumps({"n": 3}))
+    log._append(json.dumps(record("b", 1)))
+    log.file.write('{"n": 2, "trunc\n')  # a crash mid-write
+    log._append(json.dumps({"n": 3}))  # no server
+    log._append(json.dumps(record("b", 4, time="nan")))
+    log._append(json.dumps(record("b", 5, level="panic")))
+    log._append(json.dumps(record("b", 6)))
     log.file.close()
-    assert [r["n"] for r in log._read(10)] == [1, 3]
+    assert [numbers(chunk) for chunk in log._generations()] == [[1, 6]]
+
+
+def test_a_stored_record_is_bounded_and_a_peer_cannot_store_twice_or_as_us(tmp_path):
+    log = bare_log(tmp_path, max_bytes=100_000, keep=1)
+    big = record("b", 1, message="x" * 100_000, details={"out": "y" * 100_000, "code": 3})
+    assert log._accept(big) and not log._accept(big)
+    assert not log._accept(record("a", 9))  # our own numbers are ours
+    assert not log._accept({**record("b", 2), "n": "x"}) and not log._accept(["junk"])
+    [stored] = log._generations().__next__()
+    assert len(stored["message"]) == 2000 and stored["details"] == {"code": 3, "truncated": True}
+
+
+def test_since_sends_exactly_what_the_asker_lacks_and_reads_nothing_when_it_lacks_nothing(tmp_path):
+    log = bare_log(tmp_path, max_bytes=100_000, keep=1)
+    for n in (1, 2, 3, 5, 6):
+        log._accept(record("b", n))
+    asker = Ledger()
+    for n in (1, 2, 6):
+        asker.add("b", n)
+    answer = log._since(asker.request())
+    assert numbers(answer["records"]) == [3, 5] and not answer["more"]
+    assert answer["marks"] == {"b": 3}
+    for n in (3, 5):
+        asker.add("b", n)
+    os.unlink(log.path)  # were it read, it would find nothing: the ledger answers alone
+    assert log._since(asker.request()) == {"server": "a", "marks": {"b": 3}, "records": [],
+                                           "more": False}  # fmt: skip
+    with pytest.raises(RequestError):
+        log._since({"marks": {"b": "x"}})
+
+
+def test_a_page_stays_inside_a_frame(tmp_path):
+    log = bare_log(tmp_path, max_bytes=10_000_000, keep=1)
+    for n in range(1, 401):
+        log._accept(record("b", n, message="m" * 1900, details={"d": "z" * 3000}))
+    answer = log._since({"marks": {}, "ahead": {}})
+    assert answer["more"] and 100 < len(answer["records"]) < 400
+    assert len(json.dumps(answer)) < 600 * 1024
 
 
 def test_alerts_follow_prints_new_alerts_as_they_come(start_node, tmp_path):

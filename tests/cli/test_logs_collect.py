@@ -168,6 +168,7 @@ def test_bad_input_is_one_line_and_exit_2(start_node, workdir) -> None:
         (["-o", "/nonexistent/dir/x.tar.gz"], "does not exist"),
         (["-o", workdir], "is a directory"),
         (["--server", "node9"], "unknown server 'node9'"),
+        (["-o", "/dev/null"], "not a regular file"),  # never renamed over a device
     ):
         result = haven("logs", "collect", *args, cwd=workdir, state_dir=node.state_dir)
         assert result.returncode == 2, (args, result.stdout, result.stderr)

@@ -120,3 +120,21 @@ def test_a_changed_secret_is_said_but_never_shown() -> None:
     before = parse_config(BASE + mail.replace('username = "u"\n', ""), SOURCE, types=types)
     added = [str(c) for c in field_changes(before, new)]
     assert 'alert "ops" → params → password: added' in added and "s3cret" not in str(added)
+
+
+def test_a_secret_inside_a_free_form_table_is_never_shown() -> None:
+    ocf = (
+        '\n[[group.resource]]\nname = "db"\ntype = "ocf"\nagent = "heartbeat:pgsql"\n'
+        'parameters = {{ db_password = "{pw}", port = {port} }}\n'
+    )
+    old = BASE + ocf.format(pw="old-s3cret", port=5432)
+    new = BASE + ocf.format(pw="new-s3cret", port=5433)
+    changes, _ = analyse(old, new)
+    assert "s3cret" not in str(changes), changes
+    assert (
+        'resource "db" → params → parameters → db_password: "(secret)" → "(another secret)"'
+        in str(changes)
+    )
+    assert any("port: 5432 → 5433" in c for c in changes)
+    added, _ = analyse(BASE, new)
+    assert "s3cret" not in str(added) and added, added
