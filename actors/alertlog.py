@@ -20,8 +20,9 @@ what it lacks (`since`, paged by size) — which also brings records of a third 
 down now; an answer costs the peer no file read when nothing is missing. Every server thus
 ends with the same records, shown in one order: the origin's time, then server, then n.
 
-Requests: `tail` {count, level?} → the newest records, oldest first (`truncated` when the
-answer had to be cut to fit a frame); `since` {marks, ahead} → the records the asker lacks,
+Requests: `tail` {count, level?, before?} → the newest records (older than `before`, a record's
+[time, server, n]), oldest first (`truncated` when the answer had to be cut to fit a frame: ask
+again before its first); `since` {marks, ahead} → the records the asker lacks,
 ordered by (server, n), whether more remain, and this log's marks (adopted once all is fetched).
 """
 
@@ -293,13 +294,21 @@ class AlertLogActor(Actor):
         level = body.get("level")
         if level is not None and level not in LEVELS:
             raise RequestError(f"'level' must be one of {', '.join(LEVELS)}")
+        before = body.get("before")
+        if before is not None:
+            try:
+                before = (float(before[0]), str(before[1]), int(before[2]))
+            except (TypeError, ValueError, IndexError, KeyError):
+                raise RequestError("'before' must be [time, server, n] of a record") from None
         wanted = set(LEVELS[LEVELS.index(level) :]) if level else set(LEVELS)
         records = [r for _, r in self.recent if r["level"] in wanted]
-        if len(records) < count and len(self.recent) == RECENT:  # older ones: read the files
-            records = sorted(
+        if before is not None or (len(records) < count and len(self.recent) == RECENT):
+            records = sorted(  # older ones, or a next page: read the files
                 (r for chunk in self._generations() for r in chunk if r["level"] in wanted),
                 key=order,
             )
+        if before is not None:
+            records = [r for r in records if order(r) < before]
         records = records[max(0, len(records) - count) :] if count else []
         fitted = _fit(list(reversed(records)))
         return {

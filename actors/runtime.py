@@ -237,6 +237,10 @@ class _Lifecycle:
         while True:
             env = await self.ctx.bus.receive()
             await self.hook(self.actor.on_receive(env))
+            # A receive that finds its message waiting does not yield: through a backlog (a
+            # burst of thousands of events) the beat and the requests would starve and the
+            # supervisor take the actor for hung. Let them run between two messages.
+            await asyncio.sleep(0)
 
 
 def _watch_supervisor(ctx: ActorContext, loop: asyncio.AbstractEventLoop) -> int | None:
@@ -272,12 +276,6 @@ async def _beat(ctx: ActorContext) -> None:
             {"pid": pid, "n": n, "dropped": ctx.bus.dropped.total},
         )
         await asyncio.sleep(interval)
-
-
-async def _inbox(ctx: ActorContext, actor: Actor, guarded: Any) -> None:
-    while True:
-        env = await ctx.bus.receive()
-        await guarded(actor.on_receive(env))
 
 
 def main() -> int:

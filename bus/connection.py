@@ -17,6 +17,7 @@ from bus import envelope
 from bus.counters import DropCounter
 from bus.envelope import Envelope, EnvelopeError
 from bus.paths import NodePaths
+from bus.proxy import BURST
 
 
 class BusConnection:
@@ -43,6 +44,7 @@ class BusConnection:
         self._pub_now = zmq.Socket.shadow(self._pub.underlying)
         self._sub = ctx.socket(zmq.SUB)
         self._sub.linger = 0
+        self._sub.rcvhwm = BURST  # as the proxy's: a burst waits here rather than being dropped
         self._sub.connect(paths.subscribe_endpoint)
         for prefix in subscriptions:
             self.subscribe(prefix)

@@ -15,6 +15,8 @@ import zmq
 from bus.envelope import MAX_FRAME_BYTES
 from bus.paths import NodePaths
 
+BURST = 10_000  # messages queued per subscriber (and from publishers) before drops
+
 
 class Proxy:
     def __init__(self, ctx: zmq.Context, paths: NodePaths) -> None:
@@ -46,6 +48,10 @@ class Proxy:
         # A publisher sending a frame over the envelope limit is disconnected by libzmq here,
         # at the entrance, instead of every subscriber receiving it in full only to drop it.
         xsub.maxmsgsize = MAX_FRAME_BYTES + 4096
+        # A burst (an alert storm: hundreds of groups failing over) must reach a subscriber that
+        # takes a moment per event (the alert log writes each one) rather than be dropped at
+        # libzmq's default of 1000 queued messages; memory is used only while a backlog lasts.
+        xsub.rcvhwm = xpub.sndhwm = BURST
         try:
             xsub.bind(self._paths.publish_endpoint)
             xpub.bind(self._paths.subscribe_endpoint)

@@ -67,7 +67,7 @@ def group_state(name: str) -> str:
 
 # The families the link carries to every other server. Each server forwards only the events that
 # arose on it, and republishes what it receives under the original sender ("server/actor").
-CLUSTER_WIDE = (ALERT, ALERT_RECORD, GROUP)
+CLUSTER_WIDE = (ALERT_RECORD, GROUP)  # an alert travels as its record (actors/alertlog.py)
 
 
 def echo_tick(name: str) -> str:

@@ -14,9 +14,9 @@ import time
 
 import zmq
 
+from actors.alertlog import normalised
 from actors.alerts.catalogue import EVENTS
 from actors.alerts.catalogue import SENDER_PREFIX as SENDER
-from actors.alerts.record import Alert
 from bus import envelope, topics
 from bus.envelope import EnvelopeError
 from cli.args import count, seconds
@@ -54,9 +54,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_alerts(args: argparse.Namespace) -> int:
     state_dir = resolve_state_dir(args.state_dir)
-    body = {"count": args.count, **({"level": args.level} if args.level else {})}
-    answer = request(state_dir, "tail", body, timeout=10, service="alertlog")
-    for record in answer["records"]:
+    records: list[dict] = []
+    before = None
+    while len(records) < args.count:  # pages: an answer is cut to fit a frame
+        body = {
+            "count": args.count - len(records),
+            **({"level": args.level} if args.level else {}),
+            **({"before": before} if before else {}),
+        }
+        answer = request(state_dir, "tail", body, timeout=30, service="alertlog")
+        records = answer["records"] + records
+        if not answer.get("truncated") or not answer["records"]:
+            break
+        first = answer["records"][0]
+        before = [first["time"], first["server"], first["n"]]
+    for record in records:
         print(format_record(record, args.json), flush=True)
     if args.follow:
         follow(state_dir, args)
@@ -183,7 +195,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 def follow(state_dir: str, args: argparse.Namespace) -> None:
     levels = ("info", "warning", "error")
     wanted = set(levels[levels.index(args.level) :]) if args.level else set(levels)
-    with subscriber(node_paths(state_dir), topics.ALERT) as sock:
+    with subscriber(node_paths(state_dir), topics.ALERT_RECORD) as sock:
         _follow(sock, wanted, args)
 
 
@@ -198,8 +210,8 @@ def _follow(sock: zmq.Socket, wanted: set[str], args: argparse.Namespace) -> Non
                 env = envelope.decode_multipart(sock.recv_multipart())
             except EnvelopeError:
                 continue
-            record = Alert.from_envelope(env).as_dict()
-            if record["level"] in wanted:
+            record = normalised(env.body)  # every server's, numbered by its alert log
+            if record is not None and record["level"] in wanted:
                 print(format_record(record, args.json), flush=True)
     except KeyboardInterrupt:
         pass

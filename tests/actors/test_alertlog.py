@@ -10,7 +10,7 @@ import time
 import pytest
 from harness import node_config
 
-from actors.alertlog import AlertLogActor
+from actors.alertlog import RECENT, AlertLogActor
 from actors.alerts.ledger import Ledger
 from bus.rpc import RequestError
 
@@ -177,3 +177,22 @@ def test_alerts_follow_prints_new_alerts_as_they_come(start_node, tmp_path):
     events = [json.loads(line)["event"] for line in out.splitlines()]
     assert "group_stop_started" in events and "group_stop_completed" in events
     assert "group_start_started" not in events  # only what came after
+
+
+def test_a_long_tail_comes_in_pages_that_fit_a_frame(tmp_path):
+    log = bare_log(tmp_path, max_bytes=100_000_000, keep=1)
+    for n in range(1, 1201):
+        log._accept(record("b", n, message="m" * 1000))
+    log.recent = log.recent[-RECENT:]
+    first = log._tail({"count": 1200})
+    assert first["truncated"] and 100 < len(first["records"]) < 1200
+    assert numbers(first["records"])[-1] == 1200  # the newest first: older ones on request
+    got = first["records"]
+    while len(got) < 1200:
+        oldest = got[0]
+        page = log._tail({"count": 1200 - len(got), "before": [oldest["time"], "b", oldest["n"]]})
+        assert page["records"], page
+        got = page["records"] + got
+    assert numbers(got) == list(range(1, 1201))
+    with pytest.raises(RequestError):
+        log._tail({"count": 1, "before": "yesterday"})

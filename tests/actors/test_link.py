@@ -75,21 +75,21 @@ def test_a_request_reaches_another_servers_service(cluster) -> None:
         call(nodes["node1"], "node2", "nonsense")
 
 
-def test_alerts_reach_every_server_under_their_origin(cluster) -> None:
+def test_cluster_wide_events_reach_every_server_under_their_origin(cluster) -> None:
     nodes = cluster(("node1", "node2", "node3"))
     for name, n in nodes.items():
         wait_connected(n, *(s for s in nodes if s != name))
-    watchers = {s: nodes[s].watch("alert.", everywhere=True) for s in nodes}
+    watchers = {s: nodes[s].watch("group.", everywhere=True) for s in nodes}
     ctx = zmq.Context()
     pub = ctx.socket(zmq.PUB)
     pub.linger = 0
     try:
         pub.connect(nodes["node1"].paths.publish_endpoint)
         time.sleep(0.3)  # the proxy must hear of our socket before we publish (slow joiner)
-        alert = envelope.make("alert.warning", "node1/test", 1, {"message": "from node1"})
-        pub.send_multipart(envelope.to_multipart(alert))
+        event = envelope.make("group.web.state", "node1/test", 1, {"message": "from node1"})
+        pub.send_multipart(envelope.to_multipart(event))
         for w in watchers.values():
-            env = w.wait_for("alert.warning", lambda b: b["message"] == "from node1")
+            env = w.wait_for("group.web.state", lambda b: b["message"] == "from node1")
             assert env.sender == "node1/test"  # under its origin, not the link's name
         # node2 and node3 republished it locally; neither sent it on again (node1 would see it
         # twice, and node2/node3 three times)
@@ -169,14 +169,14 @@ def test_an_event_claiming_another_origin_is_dropped(cluster, tmp_path) -> None:
     )
     try:
         sock.connect(f"tcp://127.0.0.11:{port}")
-        with node1.watch("alert.", everywhere=True) as w:
-            forged = envelope.make("alert.error", "node3/membership", 1, {"message": "forged"})
-            genuine = envelope.make("alert.info", "node2/membership", 1, {"message": "genuine"})
+        with node1.watch("group.", everywhere=True) as w:
+            forged = envelope.make("group.web.state", "node3/groups", 1, {"message": "forged"})
+            genuine = envelope.make("group.web.state", "node2/groups", 1, {"message": "genuine"})
             sock.send_multipart([KIND_EVENT, envelope.encode(forged)])
             sock.send_multipart([KIND_EVENT, b"\x93garbage"])
             sock.send_multipart([KIND_EVENT, envelope.encode(genuine)])
             env = w.wait_for_any(lambda e: e.body.get("message") in ("forged", "genuine"))
-            assert env.body["message"] == "genuine" and env.sender == "node2/membership"
+            assert env.body["message"] == "genuine" and env.sender == "node2/groups"
         dropped = peers(node1)["dropped"]
         assert dropped.get("event not from the peer that sent it") == 1
         assert sum(dropped.values()) >= 2  # and the garbage
