@@ -72,6 +72,32 @@ def node_config(
     return "\n".join(lines)
 
 
+def exec_group(start: str, stop: str, extra: str = "") -> str:
+    """A `[[group]]` "web" of one `exec` resource "app" (its start and stop programs, and any
+    further lines for the resource), to append to a `node_config`."""
+    return (
+        f'\n[[group]]\nname = "web"\n\n[[group.resource]]\nname = "app"\ntype = "exec"\n'
+        f'start = "{start}"\nstop = "{stop}"\n{extra}'
+    )
+
+
+def destinations(node: NodeProcess) -> dict[str, dict]:
+    """`haven alerts destinations --json` of a node, by destination name."""
+    r = node.cli("alerts", "destinations", "--json")
+    assert r.returncode == 0, r.stderr
+    return {d["destination"]: d for d in json.loads(r.stdout)}
+
+
+def wait_destination(node: NodeProcess, name: str, predicate, timeout: float = 15.0) -> dict:
+    """A destination's state once `predicate(state)` holds, or the last one at the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = destinations(node)[name]
+        if predicate(state) or time.monotonic() > deadline:
+            return state
+        time.sleep(0.2)
+
+
 class NodeProcess:
     def __init__(
         self,

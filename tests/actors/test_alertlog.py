@@ -4,34 +4,25 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 import time
 
 import pytest
-from harness import node_config
+from harness import exec_group, node_config
 
 from actors.alertlog import RECENT, AlertLogActor
 from actors.alerts.ledger import Ledger
 from bus.rpc import RequestError
 
 
-def test_a_groups_alerts_are_logged_and_shown(start_node, tmp_path):
+def one_group(tmp_path) -> str:
     script = tmp_path / "app.sh"
     script.write_text("#!/bin/sh\nexit 0\n")
     script.chmod(0o755)
-    config = node_config([]) + textwrap.dedent(
-        f"""
-        [[group]]
-        name = "web"
+    return node_config([]) + exec_group(script, script)
 
-        [[group.resource]]
-        name = "app"
-        type = "exec"
-        start = "{script}"
-        stop = "{script}"
-        """
-    )
-    node = start_node(config=config)
+
+def test_a_groups_alerts_are_logged_and_shown(start_node, tmp_path):
+    node = start_node(config=one_group(tmp_path))
     deadline = time.monotonic() + 15
     while True:
         out = node.cli("alerts", "--json")
@@ -148,22 +139,7 @@ def test_alerts_follow_prints_new_alerts_as_they_come(start_node, tmp_path):
 
     from harness import REPO
 
-    script = tmp_path / "app.sh"
-    script.write_text("#!/bin/sh\nexit 0\n")
-    script.chmod(0o755)
-    config = node_config([]) + textwrap.dedent(
-        f"""
-        [[group]]
-        name = "web"
-
-        [[group.resource]]
-        name = "app"
-        type = "exec"
-        start = "{script}"
-        stop = "{script}"
-        """
-    )
-    node = start_node(config=config)
+    node = start_node(config=one_group(tmp_path))
     follower = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "alerts", "-n", "0", "--follow", "--for", "4", "--json"],
         cwd=REPO,

@@ -14,8 +14,7 @@ def exec_config(tmp_path, script_body: str, extra: str = "") -> tuple[str, str]:
     script.write_text("#!/bin/sh\n" + script_body.replace("OUT", str(out)))
     script.chmod(0o755)
     config = node_config([]) + (
-        f'\n[[alert]]\nname = "hook"\ntype = "exec"\ncommand = "{script}"\ntimeout = "2s"\n'
-        + extra
+        f'\n[[alert]]\nname = "hook"\ntype = "exec"\ncommand = "{script}"\ntimeout = "2s"\n' + extra
     )
     return config, str(out)
 

@@ -15,7 +15,7 @@ import time
 from email.utils import getaddresses
 
 import pytest
-from harness import node_config
+from harness import destinations, node_config, wait_destination
 
 aiosmtpd = pytest.importorskip(
     "aiosmtpd", reason="aiosmtpd is not installed (pip install -e .[dev])"
@@ -117,21 +117,6 @@ def mail_config(**params) -> str:
     return node_config([]) + "".join(lines)
 
 
-def destinations(node) -> dict[str, dict]:
-    r = node.cli("alerts", "destinations", "--json")
-    assert r.returncode == 0, r.stderr
-    return {d["destination"]: d for d in json.loads(r.stdout)}
-
-
-def wait_state(node, name: str, predicate, timeout: float = 15.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        state = destinations(node)[name]
-        if predicate(state) or time.monotonic() > deadline:
-            return state
-        time.sleep(0.2)
-
-
 def test_one_alert_is_one_well_formed_mail_to_every_recipient(start_node, servers):
     inbox = Inbox()
     port = servers(inbox)
@@ -206,7 +191,7 @@ def test_starttls_and_auth_with_a_private_ca_and_the_password_never_shown(
     assert len(mails) == 1 and mails[0]["tls"] and mails[0]["auth"], mails
     assert mails[0]["rcpt_tos"] == ["ops@example.com"]
     assert any(ok for _, _, ok in logins) and {m for m, _, _ in logins} <= {"PLAIN", "LOGIN"}
-    wrong = wait_state(node, "wrong", lambda s: s["failures"] >= 1)
+    wrong = wait_destination(node, "wrong", lambda s: s["failures"] >= 1)
     assert wrong["failures"] >= 1 and wrong["sent"] == 0, (wrong, node.output())
     assert wrong["failures"] >= 1 and wrong["queued"] == 1
     assert "Authentication" in wrong["last_error"] and "535" in wrong["last_error"]
@@ -229,7 +214,7 @@ def test_mail_waits_for_a_server_that_is_down_and_arrives_when_it_is_up(start_no
     port = free_port()  # nothing listens there yet
     node = start_node(config=mail_config(to=["ops@example.com"], smtp_server=f"127.0.0.1:{port}"))
     assert node.cli("alerts", "test", "--text", "patience").returncode == 0
-    state = wait_state(node, "mail", lambda s: s["failures"] >= 1)
+    state = wait_destination(node, "mail", lambda s: s["failures"] >= 1)
     assert state["failures"] >= 1 and state["queued"] == 1 and state["failing_since"]
     assert "127.0.0.1" in state["last_error"]
     inbox = Inbox()
@@ -237,7 +222,7 @@ def test_mail_waits_for_a_server_that_is_down_and_arrives_when_it_is_up(start_no
     mails = inbox.wait(1, timeout=30)
     assert len(mails) == 1, mails
     assert str(mails[0]["message"]["Subject"]) == "[Haven] info: test alert to mail: patience"
-    state = wait_state(node, "mail", lambda s: s["failing_since"] is None)
+    state = wait_destination(node, "mail", lambda s: s["failing_since"] is None)
     assert state["sent"] == 1 and state["queued"] == 0 and state["failing_since"] is None
     events = [json.loads(x)["event"] for x in node.cli("alerts", "--json").stdout.splitlines()]
     assert "alert_delivery_failing" in events and "alert_delivery_restored" in events
@@ -248,7 +233,7 @@ def test_a_burst_of_200_alerts_is_a_few_mails_carrying_all_of_them(start_node, s
     port = servers(inbox)
     node = start_node(config=mail_config(to=["ops@example.com"], smtp_server=f"127.0.0.1:{port}"))
     assert node.cli("alerts", "test", "--count", "200", "--text", "storm").returncode == 0
-    state = wait_state(node, "mail", lambda s: s["sent"] >= 200, timeout=30)
+    state = wait_destination(node, "mail", lambda s: s["sent"] >= 200, timeout=30)
     assert state["sent"] == 200 and state["failures"] == 0
     mails = inbox.wait(state["deliveries"])
     assert 1 <= len(mails) <= 3, [str(m["message"]["Subject"]) for m in mails]
@@ -274,9 +259,9 @@ def test_a_permanent_refusal_is_dropped_not_retried_and_a_partial_one_still_deli
     assert node.cli("alerts", "test", "--destination", "half").returncode == 0
     mails = inbox.wait(1)
     assert len(mails) == 1 and mails[0]["rcpt_tos"] == ["ops@example.com"], mails
-    half = wait_state(node, "half", lambda s: s["sent"] == 1)
+    half = wait_destination(node, "half", lambda s: s["sent"] == 1)
     assert half["rejected_recipients"] == 1 and half["failures"] == 0
-    bad = wait_state(node, "mail", lambda s: s["rejected"] == 1)
+    bad = wait_destination(node, "mail", lambda s: s["rejected"] == 1)
     assert bad["rejected"] == 1 and bad["failures"] == 1 and bad["queued"] == 0
     assert "550" in bad["last_error"] and "nobody@bad.example" in bad["last_error"]
     time.sleep(2.5)  # a retry would come after 1 s, then 2 s

@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from harness import node_config
+from harness import destinations, node_config, wait_destination
 from snmp_mibs import MIB_DIR, mib_path
 
 from actors.alerts import snmp
@@ -103,21 +103,6 @@ def snmp_alert(name: str, port: int, **params: str) -> str:
     ]
     lines += [f'{key} = "{value}"' for key, value in params.items()]
     return "\n" + "\n".join(lines) + "\n"
-
-
-def destinations(node) -> dict[str, dict]:
-    r = node.cli("alerts", "destinations", "--json")
-    assert r.returncode == 0, r.stderr
-    return {d["destination"]: d for d in json.loads(r.stdout)}
-
-
-def wait_destination(node, name: str, predicate, timeout: float = 15.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        state = destinations(node)[name]
-        if predicate(state) or time.monotonic() > deadline:
-            return state
-        time.sleep(0.2)
 
 
 def secrets_left_out(node, *secrets: str) -> None:

@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from harness import node_config
+from harness import destinations, exec_group, node_config, wait_destination
 
 from actors.alerts import syslog
 from actors.alerts.record import Alert
@@ -222,21 +222,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def destination_state(node) -> dict:
-    out = node.cli("alerts", "destinations", "--json")
-    assert out.returncode == 0, out.stderr
-    return next(s for s in json.loads(out.stdout) if s["destination"] == "sl")
-
-
-def wait_state(node, pred, timeout: float = 15.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        state = destination_state(node)
-        if pred(state) or time.monotonic() > deadline:
-            return state
-        time.sleep(0.2)
-
-
 # --- with a node ------------------------------------------------------------------------------
 
 
@@ -269,7 +254,7 @@ def test_udp_receiver_gets_rfc5424_messages_with_escaped_structured_data(start_n
     assert BOM + f"test alert to sl: {text}".encode() in test["raw"]
     started = next(x for x in got if x["msgid"] == "node_started")
     assert started["sd"]["haven@32473"]["module"] == "node" and started["pri"] == 158
-    state = destination_state(node)
+    state = destinations(node)["sl"]
     assert state["sent"] >= 2 and state["failures"] == 0 and state["type"] == "syslog"
 
 
@@ -279,13 +264,13 @@ def test_a_udp_receiver_down_at_first_is_retried_and_loses_nothing(start_node, r
     port = free_port()
     node = start_node(config=syslog_config(f"udp://127.0.0.1:{port}", 'events = ["alert"]\n'))
     assert node.cli("alerts", "test", "--count", "3", "--text", "udp").returncode == 0
-    state = wait_state(node, lambda s: s["failures"] >= 1)
+    state = wait_destination(node, "sl", lambda s: s["failures"] >= 1)
     assert state["last_error"] == f"udp://127.0.0.1:{port}: Connection refused", state
     rx = DatagramReceiver(address=("127.0.0.1", port))
     receivers.append(rx)
     got = rx.wait(lambda g: len(only_tests(g)) >= 3)
     assert [g["msg"][-12:] for g in only_tests(got)] == [f"udp ({i} of 3)" for i in (1, 2, 3)]
-    state = wait_state(node, lambda s: s["queued"] == 0 and s["failing_since"] is None)
+    state = wait_destination(node, "sl", lambda s: s["queued"] == 0 and s["failing_since"] is None)
     assert state["sent"] == 3 and state["failing_since"] is None
 
 
@@ -294,7 +279,7 @@ def test_tcp_receiver_down_at_first_gets_the_alerts_in_order_once_up(start_node,
     node = start_node(config=syslog_config(f"tcp://127.0.0.1:{port}", 'events = ["alert"]\n'))
     assert node.cli("alerts", "test", "--count", "5", "--text", "queued").returncode == 0
     # the first may fail before the fifth is queued: wait for both
-    state = wait_state(node, lambda s: s["failures"] >= 1 and s["queued"] == 5)
+    state = wait_destination(node, "sl", lambda s: s["failures"] >= 1 and s["queued"] == 5)
     assert "refused" in state["last_error"], state
     assert state["last_error"].startswith(f"tcp://127.0.0.1:{port}: ")
     listener = socket.socket()
@@ -307,7 +292,7 @@ def test_tcp_receiver_down_at_first_gets_the_alerts_in_order_once_up(start_node,
         f"\ufefftest alert to sl: queued ({i} of 5)" for i in range(1, 6)
     ]
     assert len(rx.conns) == 1  # one persistent connection for all of them
-    state = wait_state(node, lambda s: s["queued"] == 0 and s["failing_since"] is None)
+    state = wait_destination(node, "sl", lambda s: s["queued"] == 0 and s["failing_since"] is None)
     assert state["sent"] == 5 and state["failing_since"] is None
     # the server closes the connection (a restart): the next alerts go over a new one
     rx.drop()
@@ -329,7 +314,7 @@ def test_a_unix_datagram_socket_missing_at_first_is_retried(start_node, receiver
     extra = 'events = ["alert"]\nformat = "rfc5424"\n'
     node = start_node(config=syslog_config(f"unix:{path}", extra))
     assert node.cli("alerts", "test", "--text", "local one").returncode == 0
-    state = wait_state(node, lambda s: s["failures"] >= 1)
+    state = wait_destination(node, "sl", lambda s: s["failures"] >= 1)
     assert state["last_error"] == f"unix:{path}: no socket at {path}", state
     rx = DatagramReceiver(socket.AF_UNIX, path)
     receivers.append(rx)
@@ -346,7 +331,7 @@ def test_a_unix_datagram_socket_missing_at_first_is_retried(start_node, receiver
     assert node.cli("alerts", "test", "--text", "again").returncode == 0
     got = rx.wait(lambda g: only_tests(g))
     assert [g["msg"] for g in only_tests(got)] == ["\ufefftest alert to sl: again"]
-    state = destination_state(node)
+    state = destinations(node)["sl"]
     assert state["failures"] == 1 and state["sent"] == 2
 
 
@@ -364,7 +349,7 @@ def test_a_unix_stream_socket_is_used_as_a_stream(start_node, receivers, short_d
         "\ufefftest alert to sl: streamed (1 of 2)",
         "\ufefftest alert to sl: streamed (2 of 2)",
     ]
-    assert len(rx.conns) == 1 and destination_state(node)["failures"] == 0
+    assert len(rx.conns) == 1 and destinations(node)["sl"]["failures"] == 0
 
 
 def test_a_resource_that_fails_to_start_reaches_syslog(start_node, receivers, tmp_path):
@@ -377,21 +362,7 @@ def test_a_resource_that_fails_to_start_reaches_syslog(start_node, receivers, tm
     ok = tmp_path / "ok.sh"
     ok.write_text("#!/bin/sh\nexit 0\n")
     ok.chmod(0o755)
-    groups = textwrap.dedent(
-        f"""
-        [[group]]
-        name = "web"
-
-        [[group.resource]]
-        name = "app"
-        type = "exec"
-        start = "{fail}"
-        stop = "{ok}"
-
-        [group.resource.activation]
-        retry = 0
-        """
-    )
+    groups = exec_group(fail, ok, "\n[group.resource.activation]\nretry = 0\n")
     start_node(config=syslog_config(f"udp://127.0.0.1:{port}", before=groups))
     got = rx.wait(lambda g: any(x["msgid"] == "resource_start_failed" for x in g), timeout=20)
     failed = next((x for x in got if x["msgid"] == "resource_start_failed"), None)
